@@ -1,0 +1,200 @@
+//! `bpfkit`: the command line front end.
+#![forbid(unsafe_code)]
+
+use anyhow::{Context, Result, bail};
+use bpfkit_interp::{Helpers, Program, Vm};
+use bpfkit_isa::{RawInsn, assemble, decode_program, slots_from_bytes, slots_to_bytes};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+mod elf;
+
+/// A userspace eBPF runtime: assemble, disassemble and run BPF programs.
+#[derive(Parser)]
+#[command(name = "bpfkit", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Assemble a text file (llvm-objdump syntax or the uBPF dialect) into raw bytecode.
+    ///
+    /// Without -o, prints the listing (pc, bytes, instruction) of the result.
+    Asm {
+        /// Assembly file, or `-` for standard input.
+        file: PathBuf,
+        /// Write the raw bytecode (8 bytes per slot) here.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Disassemble raw bytecode, or every code section of an ELF object, in llvm-objdump's syntax.
+    Disasm {
+        /// Raw bytecode file or ELF object; `-` for standard input.
+        file: PathBuf,
+    },
+    /// Run a program and print r0.
+    ///
+    /// The program gets one memory region: r1 points at it, r2 holds its length. Helper 5 is the
+    /// bpf_conformance suite's "unwind" helper; no other helpers are registered yet.
+    Run {
+        /// Assembly file to run.
+        #[arg(long = "asm", value_name = "FILE")]
+        asm: PathBuf,
+        /// Memory contents as hex bytes ("00 01 ff" or "0001ff").
+        #[arg(long, conflicts_with = "mem_file", value_name = "HEX")]
+        mem: Option<String>,
+        /// Memory contents read from a file.
+        #[arg(long, value_name = "FILE")]
+        mem_file: Option<PathBuf>,
+        /// Execution backend.
+        #[arg(long, value_enum, default_value_t = Backend::Interp)]
+        backend: Backend,
+        /// Stop after this many taken backward jumps (unverified programs may loop forever).
+        #[arg(long, value_name = "N")]
+        branch_limit: Option<u64>,
+    },
+    /// Speak the bpf_conformance plugin protocol.
+    ///
+    /// Reads the program as hex bytes on standard input, takes the memory as hex bytes in the
+    /// first argument, prints r0 in hex, and exits non-zero with the error on failure.
+    ConformancePlugin {
+        /// Memory as hex bytes, then plugin options (`--backend interp`); empty ones are ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// The bounds-checked reference interpreter.
+    Interp,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Asm { file, output } => cmd_asm(&file, output.as_deref()),
+        Command::Disasm { file } => cmd_disasm(&file),
+        Command::Run { asm, mem, mem_file, backend, branch_limit } => {
+            cmd_run(&asm, mem.as_deref(), mem_file.as_deref(), backend, branch_limit)
+        }
+        Command::ConformancePlugin { args } => return conformance_plugin(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+fn assemble_file(path: &Path) -> Result<Vec<RawInsn>> {
+    let text = String::from_utf8(read_input(path)?).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    assemble(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+}
+
+fn cmd_asm(file: &Path, output: Option<&Path>) -> Result<()> {
+    let slots = assemble_file(file)?;
+    match output {
+        Some(out) => std::fs::write(out, slots_to_bytes(&slots)).with_context(|| format!("writing {}", out.display())),
+        None => {
+            print!("{}", bpfkit_isa::listing(&slots)?);
+            Ok(())
+        }
+    }
+}
+
+fn cmd_disasm(file: &Path) -> Result<()> {
+    let bytes = read_input(file)?;
+    let mut out = std::io::stdout().lock();
+    if elf::is_elf(&bytes) {
+        elf::disassemble(&bytes, &mut out).with_context(|| format!("disassembling {}", file.display()))?;
+    } else {
+        let slots = slots_from_bytes(&bytes).with_context(|| format!("reading {}", file.display()))?;
+        write!(out, "{}", bpfkit_isa::listing(&slots)?)?;
+    }
+    Ok(())
+}
+
+fn parse_hex(text: &str) -> Result<Vec<u8>> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let digits = digits.strip_prefix("0x").unwrap_or(&digits);
+    if digits.len() % 2 != 0 {
+        bail!("hex memory has an odd number of digits");
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            let pair = digits.get(i..i + 2).context("hex memory is not ASCII")?;
+            u8::from_str_radix(pair, 16).with_context(|| format!("`{pair}` is not a hex byte"))
+        })
+        .collect()
+}
+
+fn load_program(slots: &[RawInsn]) -> Result<Program> {
+    Ok(Program::load(slots, &Helpers::conformance())?)
+}
+
+fn cmd_run(asm: &Path, mem: Option<&str>, mem_file: Option<&Path>, backend: Backend, limit: Option<u64>) -> Result<()> {
+    let Backend::Interp = backend;
+    let slots = assemble_file(asm)?;
+    let mut memory = match (mem, mem_file) {
+        (Some(h), _) => parse_hex(h)?,
+        (None, Some(f)) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        (None, None) => Vec::new(),
+    };
+    let mut vm = Vm::new(Arc::new(load_program(&slots)?));
+    vm.set_branch_limit(limit);
+    let r0 = vm.run_mem(&mut memory)?;
+    println!("{r0:#x}");
+    Ok(())
+}
+
+/// The plugin protocol: errors go to standard output (the runner compares them with the
+/// expected error text) and the exit status is 1.
+fn conformance_plugin(args: &[String]) -> ExitCode {
+    let run = || -> Result<u64> {
+        let mut args = args.iter().map(String::as_str).filter(|a| !a.trim().is_empty());
+        let memory_hex = args.next().unwrap_or("");
+        // Options arrive as one argument ("--backend interp") or several.
+        let options: Vec<&str> = args.flat_map(str::split_whitespace).collect();
+        match options.as_slice() {
+            [] | ["--backend", "interp"] => {}
+            other => bail!("unsupported plugin options {other:?} (supported: --backend interp)"),
+        }
+        let mut memory = parse_hex(memory_hex).context("memory argument")?;
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("reading the program from standard input")?;
+        let code = parse_hex(&text).context("program on standard input")?;
+        let slots = slots_from_bytes(&code)?;
+        decode_program(&slots)?;
+        let mut vm = Vm::new(Arc::new(load_program(&slots)?));
+        Ok(vm.run_mem(&mut memory)?)
+    };
+    match run() {
+        Ok(r0) => {
+            println!("{r0:x}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! The interpreter loop.
+//!
+//! Semantics are RFC 9669's, exactly: division by zero gives 0, modulo by zero leaves the
+//! dividend (zero-extended for 32-bit), `INT_MIN / -1` is `INT_MIN` and `INT_MIN % -1` is 0,
+//! shift amounts are masked to the operand width, 32-bit results are zero-extended, 64-bit
+//! immediates are sign-extended. Each call frame has its own 512-byte stack and its own
+//! `may_goto` budget of 8,388,608; at most 8 frames are live.
+
+use crate::helpers::{HelperCtx, HelperError};
+use crate::memory::{AccessError, MemMap, MemoryRegion, Region, RegionKind};
+use crate::program::{AtomicKind, Kind, Program};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("bpfkit-interp assumes a little-endian host (as BPF's `le` byte swaps are no-ops)");
+
+/// Stack bytes per call frame (`MAX_BPF_STACK`).
+pub const STACK_SIZE: usize = 512;
+/// Maximum number of live call frames (`MAX_CALL_FRAMES`).
+pub const MAX_CALL_FRAMES: usize = 8;
+/// `may_goto` budget of one frame (`BPF_MAX_LOOPS`).
+pub const MAY_GOTO_BUDGET: u64 = 8 * 1024 * 1024;
+
+/// Why a run ended without a result.
+#[derive(Debug, thiserror::Error)]
+#[error("pc {pc}: {kind}")]
+pub struct RunError {
+    /// Slot index of the instruction that failed.
+    pub pc: usize,
+    pub kind: RunErrorKind,
+}
+
+/// What went wrong in a run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunErrorKind {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error("call depth exceeds {max} frames")]
+    CallDepth { max: usize },
+    #[error("helper {name} (#{id}) failed: {source}")]
+    Helper { id: i32, name: &'static str, source: HelperError },
+    #[error("callx to {value:#x}: no helper has that number")]
+    UnknownHelper { value: u64 },
+    #[error("gotox to {value:#x}: not the address of an instruction of this program")]
+    BadIndirectJump { value: u64 },
+    #[error("fell off the end of the program")]
+    FellOffEnd,
+    #[error("LD_ABS/LD_IND without a packet region")]
+    NoPacket,
+    #[error("backward-jump limit of {limit} reached")]
+    BranchLimit { limit: u64 },
+}
+
+struct Frame {
+    ret_pc: usize,
+    saved: [u64; 4],
+    budget: u64,
+}
+
+/// Per-thread execution state for one program: its stack, the regions of the current run,
+/// and the call-frame stack. Nothing is allocated per run.
+pub struct Vm {
+    program: Arc<Program>,
+    stack: Box<[u8]>,
+    mem: MemMap,
+    frames: Vec<Frame>,
+    branch_limit: u64,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm").field("program", &self.program).finish()
+    }
+}
+
+// SAFETY: the raw pointers in `mem` are only set for the duration of one `run` (which borrows
+// `self` mutably and every region for the call) and are cleared before it returns; at rest the
+// only region that can remain is the stack region, which points into `self.stack`, a heap
+// allocation owned by and moving with the `Vm`.
+#[allow(unsafe_code)]
+unsafe impl Send for Vm {}
+
+impl Vm {
+    /// A VM for `program`. Share the program between threads with the `Arc`; give each thread
+    /// its own `Vm`.
+    pub fn new(program: Arc<Program>) -> Vm {
+        Vm {
+            program,
+            stack: vec![0u8; STACK_SIZE * MAX_CALL_FRAMES].into_boxed_slice(),
+            mem: MemMap::new(),
+            frames: Vec::with_capacity(MAX_CALL_FRAMES),
+            branch_limit: u64::MAX,
+        }
+    }
+
+    /// The program this VM runs.
+    pub fn program(&self) -> &Arc<Program> {
+        &self.program
+    }
+
+    /// Ends a run with an error after `limit` taken backward jumps (default: no limit). A
+    /// verified program terminates on its own; this bounds unverified ones (fuzzing, `run`).
+    pub fn set_branch_limit(&mut self, limit: Option<u64>) {
+        self.branch_limit = limit.unwrap_or(u64::MAX);
+    }
+
+    /// Runs with `mem` as the only region, `r1` = its address and `r2` = its length (the
+    /// bpf_conformance convention).
+    pub fn run_mem(&mut self, mem: &mut [u8]) -> Result<u64, RunError> {
+        let len = mem.len() as u64;
+        let region = MemoryRegion::writable(RegionKind::Memory, mem);
+        let addr = region.addr();
+        self.run(&[region], [addr, len, 0, 0, 0])
+    }
+
+    /// Runs the program with `regions` accessible and `args` in `r1`..`r5`; returns `r0`.
+    pub fn run(&mut self, regions: &[MemoryRegion<'_>], args: [u64; 5]) -> Result<u64, RunError> {
+        self.mem.regions.clear();
+        self.mem.regions.extend(regions.iter().map(|r| Region {
+            start: r.addr(),
+            len: r.len() as u64,
+            base: r.base_ptr(),
+            writable: r.is_writable(),
+            kind: r.kind(),
+        }));
+        self.frames.clear();
+        let result = self.exec(args);
+        self.mem.regions.clear();
+        result
+    }
+
+    fn exec(&mut self, args: [u64; 5]) -> Result<u64, RunError> {
+        let Vm { program, stack, mem, frames, branch_limit } = self;
+        let prog: &Program = program;
+        let ops = &prog.ops[..];
+        let stack_base = stack.as_mut_ptr();
+        let stack_top = stack_base as u64 + stack.len() as u64;
+        // The accessible stack is every live frame: [fp(depth) - 512, top).
+        let set_stack = |mem: &mut MemMap, depth: usize| {
+            let lo = stack.len() - (depth + 1) * STACK_SIZE;
+            mem.stack = Region {
+                start: stack_base as u64 + lo as u64,
+                len: ((depth + 1) * STACK_SIZE) as u64,
+                base: stack_base.wrapping_add(lo),
+                writable: true,
+                kind: RegionKind::Stack,
+            };
+        };
+        set_stack(mem, 0);
+
+        let mut reg = [0u64; 16];
+        reg[1..6].copy_from_slice(&args);
+        reg[10] = stack_top;
+        let mut budget = MAY_GOTO_BUDGET;
+        let mut back_edges_left = *branch_limit;
+        let mut pc: usize = 0;
+
+        macro_rules! fail {
+            ($kind:expr) => {
+                return Err(RunError { pc: pc - 1, kind: $kind.into() })
+            };
+        }
+        macro_rules! mem {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(e) => fail!(e),
+                }
+            };
+        }
+        macro_rules! jump {
+            ($target:expr) => {{
+                let t = $target as usize;
+                if t < pc {
+                    back_edges_left -= 1;
+                    if back_edges_left == 0 {
+                        fail!(RunErrorKind::BranchLimit { limit: *branch_limit });
+                    }
+                }
+                pc = t;
+            }};
+        }
+        macro_rules! cond {
+            ($c:expr, $op:expr) => {
+                if $c {
+                    jump!($op.off)
+                }
+            };
+        }
+
+        loop {
+            let op = ops[pc];
+            pc += 1;
+            let d = (op.dst & 15) as usize;
+            let s = (op.src & 15) as usize;
+            let imm = op.imm as u64;
+            let addr_s = || reg[s].wrapping_add(op.off as i64 as u64);
+            match op.kind {
+                Kind::Add64Imm => reg[d] = reg[d].wrapping_add(imm),
+                Kind::Add64Reg => reg[d] = reg[d].wrapping_add(reg[s]),
+                Kind::Sub64Imm => reg[d] = reg[d].wrapping_sub(imm),
+                Kind::Sub64Reg => reg[d] = reg[d].wrapping_sub(reg[s]),
+                Kind::Mul64Imm => reg[d] = reg[d].wrapping_mul(imm),
+                Kind::Mul64Reg => reg[d] = reg[d].wrapping_mul(reg[s]),
+                Kind::Div64Imm => reg[d] = div64(reg[d], imm),
+                Kind::Div64Reg => reg[d] = div64(reg[d], reg[s]),
+                Kind::SDiv64Imm => reg[d] = sdiv64(reg[d], imm),
+                Kind::SDiv64Reg => reg[d] = sdiv64(reg[d], reg[s]),
+                Kind::Mod64Imm => reg[d] = mod64(reg[d], imm),
+                Kind::Mod64Reg => reg[d] = mod64(reg[d], reg[s]),
+                Kind::SMod64Imm => reg[d] = smod64(reg[d], imm),
+                Kind::SMod64Reg => reg[d] = smod64(reg[d], reg[s]),
+                Kind::Or64Imm => reg[d] |= imm,
+                Kind::Or64Reg => reg[d] |= reg[s],
+                Kind::And64Imm => reg[d] &= imm,
+                Kind::And64Reg => reg[d] &= reg[s],
+                Kind::Xor64Imm => reg[d] ^= imm,
+                Kind::Xor64Reg => reg[d] ^= reg[s],
+                Kind::Lsh64Imm => reg[d] <<= imm & 63,
+                Kind::Lsh64Reg => reg[d] <<= reg[s] & 63,
+                Kind::Rsh64Imm => reg[d] >>= imm & 63,
+                Kind::Rsh64Reg => reg[d] >>= reg[s] & 63,
+                Kind::Arsh64Imm => reg[d] = ((reg[d] as i64) >> (imm & 63)) as u64,
+                Kind::Arsh64Reg => reg[d] = ((reg[d] as i64) >> (reg[s] & 63)) as u64,
+                Kind::Mov64Imm => reg[d] = imm,
+                Kind::Mov64Reg => reg[d] = reg[s],
+                Kind::Neg64 => reg[d] = reg[d].wrapping_neg(),
+                Kind::MovSx8To64 => reg[d] = reg[s] as i8 as i64 as u64,
+                Kind::MovSx16To64 => reg[d] = reg[s] as i16 as i64 as u64,
+                Kind::MovSx32To64 => reg[d] = reg[s] as i32 as i64 as u64,
+                Kind::Lddw => {
+                    reg[d] = imm;
+                    pc += 1;
+                }
+
+                Kind::Add32Imm => reg[d] = u64::from((reg[d] as u32).wrapping_add(imm as u32)),
+                Kind::Add32Reg => reg[d] = u64::from((reg[d] as u32).wrapping_add(reg[s] as u32)),
+                Kind::Sub32Imm => reg[d] = u64::from((reg[d] as u32).wrapping_sub(imm as u32)),
+                Kind::Sub32Reg => reg[d] = u64::from((reg[d] as u32).wrapping_sub(reg[s] as u32)),
+                Kind::Mul32Imm => reg[d] = u64::from((reg[d] as u32).wrapping_mul(imm as u32)),
+                Kind::Mul32Reg => reg[d] = u64::from((reg[d] as u32).wrapping_mul(reg[s] as u32)),
+                Kind::Div32Imm => reg[d] = u64::from(div32(reg[d] as u32, imm as u32)),
+                Kind::Div32Reg => reg[d] = u64::from(div32(reg[d] as u32, reg[s] as u32)),
+                Kind::SDiv32Imm => reg[d] = u64::from(sdiv32(reg[d] as u32, imm as u32)),
+                Kind::SDiv32Reg => reg[d] = u64::from(sdiv32(reg[d] as u32, reg[s] as u32)),
+                Kind::Mod32Imm => reg[d] = u64::from(mod32(reg[d] as u32, imm as u32)),
+                Kind::Mod32Reg => reg[d] = u64::from(mod32(reg[d] as u32, reg[s] as u32)),
+                Kind::SMod32Imm => reg[d] = u64::from(smod32(reg[d] as u32, imm as u32)),
+                Kind::SMod32Reg => reg[d] = u64::from(smod32(reg[d] as u32, reg[s] as u32)),
+                Kind::Or32Imm => reg[d] = u64::from(reg[d] as u32 | imm as u32),
+                Kind::Or32Reg => reg[d] = u64::from(reg[d] as u32 | reg[s] as u32),
+                Kind::And32Imm => reg[d] = u64::from(reg[d] as u32 & imm as u32),
+                Kind::And32Reg => reg[d] = u64::from(reg[d] as u32 & reg[s] as u32),
+                Kind::Xor32Imm => reg[d] = u64::from(reg[d] as u32 ^ imm as u32),
+                Kind::Xor32Reg => reg[d] = u64::from(reg[d] as u32 ^ reg[s] as u32),
+                Kind::Lsh32Imm => reg[d] = u64::from((reg[d] as u32) << (imm & 31)),
+                Kind::Lsh32Reg => reg[d] = u64::from((reg[d] as u32) << (reg[s] & 31)),
+                Kind::Rsh32Imm => reg[d] = u64::from((reg[d] as u32) >> (imm & 31)),
+                Kind::Rsh32Reg => reg[d] = u64::from((reg[d] as u32) >> (reg[s] & 31)),
+                Kind::Arsh32Imm => reg[d] = u64::from(((reg[d] as i32) >> (imm & 31)) as u32),
+                Kind::Arsh32Reg => reg[d] = u64::from(((reg[d] as i32) >> (reg[s] & 31)) as u32),
+                Kind::Mov32Imm => reg[d] = u64::from(imm as u32),
+                Kind::Mov32Reg => reg[d] = u64::from(reg[s] as u32),
+                Kind::Neg32 => reg[d] = u64::from((reg[d] as u32).wrapping_neg()),
+                Kind::MovSx8To32 => reg[d] = u64::from(reg[s] as i8 as i32 as u32),
+                Kind::MovSx16To32 => reg[d] = u64::from(reg[s] as i16 as i32 as u32),
+
+                Kind::Trunc16 => reg[d] &= 0xffff,
+                Kind::Trunc32 => reg[d] &= 0xffff_ffff,
+                Kind::Swap16 => reg[d] = u64::from((reg[d] as u16).swap_bytes()),
+                Kind::Swap32 => reg[d] = u64::from((reg[d] as u32).swap_bytes()),
+                Kind::Swap64 => reg[d] = reg[d].swap_bytes(),
+
+                Kind::Ldx8 => reg[d] = u64::from(mem!(mem.load::<1>(addr_s()))[0]),
+                Kind::Ldx16 => reg[d] = u64::from(u16::from_le_bytes(mem!(mem.load(addr_s())))),
+                Kind::Ldx32 => reg[d] = u64::from(u32::from_le_bytes(mem!(mem.load(addr_s())))),
+                Kind::Ldx64 => reg[d] = u64::from_le_bytes(mem!(mem.load(addr_s()))),
+                Kind::Ldxs8 => reg[d] = mem!(mem.load::<1>(addr_s()))[0] as i8 as i64 as u64,
+                Kind::Ldxs16 => reg[d] = i16::from_le_bytes(mem!(mem.load(addr_s()))) as i64 as u64,
+                Kind::Ldxs32 => reg[d] = i32::from_le_bytes(mem!(mem.load(addr_s()))) as i64 as u64,
+                Kind::St8 | Kind::St16 | Kind::St32 | Kind::St64 | Kind::Stx8 | Kind::Stx16 | Kind::Stx32 | Kind::Stx64 => {
+                    let addr = reg[d].wrapping_add(op.off as i64 as u64);
+                    let v = match op.kind {
+                        Kind::St8 | Kind::St16 | Kind::St32 | Kind::St64 => imm,
+                        _ => reg[s],
+                    };
+                    let r = match op.kind {
+                        Kind::St8 | Kind::Stx8 => mem.store(addr, [v as u8]),
+                        Kind::St16 | Kind::Stx16 => mem.store(addr, (v as u16).to_le_bytes()),
+                        Kind::St32 | Kind::Stx32 => mem.store(addr, (v as u32).to_le_bytes()),
+                        _ => mem.store(addr, v.to_le_bytes()),
+                    };
+                    mem!(r)
+                }
+                Kind::Atomic => mem!(atomic(mem, &mut reg, d, s, op.off, op.imm as u64, op.aux)),
+                Kind::LdAbs | Kind::LdInd => {
+                    let base = if op.kind == Kind::LdInd { reg[s] as u32 as i32 as i64 } else { 0 };
+                    let Some(pkt) = mem.regions.iter().find(|r| r.kind == RegionKind::Packet).copied() else {
+                        fail!(RunErrorKind::NoPacket);
+                    };
+                    let off = base + op.imm;
+                    let size = op.off as u64;
+                    // Like the kernel, an out-of-range offset ends the program with r0 = 0.
+                    if off < 0 || (off as u64).saturating_add(size) > pkt.len {
+                        return Ok(0);
+                    }
+                    let a = pkt.start + off as u64;
+                    reg[0] = match size {
+                        1 => u64::from(mem!(mem.load::<1>(a))[0]),
+                        2 => u64::from(u16::from_be_bytes(mem!(mem.load(a)))),
+                        _ => u64::from(u32::from_be_bytes(mem!(mem.load(a)))),
+                    };
+                }
+
+                Kind::Ja => jump!(op.off),
+                Kind::Nop | Kind::LddwTail => {}
+                Kind::Jeq64Imm => cond!(reg[d] == imm, op),
+                Kind::Jeq64Reg => cond!(reg[d] == reg[s], op),
+                Kind::Jne64Imm => cond!(reg[d] != imm, op),
+                Kind::Jne64Reg => cond!(reg[d] != reg[s], op),
+                Kind::Jgt64Imm => cond!(reg[d] > imm, op),
+                Kind::Jgt64Reg => cond!(reg[d] > reg[s], op),
+                Kind::Jge64Imm => cond!(reg[d] >= imm, op),
+                Kind::Jge64Reg => cond!(reg[d] >= reg[s], op),
+                Kind::Jlt64Imm => cond!(reg[d] < imm, op),
+                Kind::Jlt64Reg => cond!(reg[d] < reg[s], op),
+                Kind::Jle64Imm => cond!(reg[d] <= imm, op),
+                Kind::Jle64Reg => cond!(reg[d] <= reg[s], op),
+                Kind::Jset64Imm => cond!(reg[d] & imm != 0, op),
+                Kind::Jset64Reg => cond!(reg[d] & reg[s] != 0, op),
+                Kind::Jsgt64Imm => cond!((reg[d] as i64) > op.imm, op),
+                Kind::Jsgt64Reg => cond!((reg[d] as i64) > (reg[s] as i64), op),
+                Kind::Jsge64Imm => cond!((reg[d] as i64) >= op.imm, op),
+                Kind::Jsge64Reg => cond!((reg[d] as i64) >= (reg[s] as i64), op),
+                Kind::Jslt64Imm => cond!((reg[d] as i64) < op.imm, op),
+                Kind::Jslt64Reg => cond!((reg[d] as i64) < (reg[s] as i64), op),
+                Kind::Jsle64Imm => cond!((reg[d] as i64) <= op.imm, op),
+                Kind::Jsle64Reg => cond!((reg[d] as i64) <= (reg[s] as i64), op),
+                Kind::Jeq32Imm => cond!(reg[d] as u32 == imm as u32, op),
+                Kind::Jeq32Reg => cond!(reg[d] as u32 == reg[s] as u32, op),
+                Kind::Jne32Imm => cond!(reg[d] as u32 != imm as u32, op),
+                Kind::Jne32Reg => cond!(reg[d] as u32 != reg[s] as u32, op),
+                Kind::Jgt32Imm => cond!(reg[d] as u32 > imm as u32, op),
+                Kind::Jgt32Reg => cond!(reg[d] as u32 > reg[s] as u32, op),
+                Kind::Jge32Imm => cond!(reg[d] as u32 >= imm as u32, op),
+                Kind::Jge32Reg => cond!(reg[d] as u32 >= reg[s] as u32, op),
+                Kind::Jlt32Imm => cond!((reg[d] as u32) < imm as u32, op),
+                Kind::Jlt32Reg => cond!((reg[d] as u32) < reg[s] as u32, op),
+                Kind::Jle32Imm => cond!(reg[d] as u32 <= imm as u32, op),
+                Kind::Jle32Reg => cond!(reg[d] as u32 <= reg[s] as u32, op),
+                Kind::Jset32Imm => cond!(reg[d] as u32 & imm as u32 != 0, op),
+                Kind::Jset32Reg => cond!(reg[d] as u32 & reg[s] as u32 != 0, op),
+                Kind::Jsgt32Imm => cond!(reg[d] as i32 > imm as i32, op),
+                Kind::Jsgt32Reg => cond!(reg[d] as i32 > reg[s] as i32, op),
+                Kind::Jsge32Imm => cond!(reg[d] as i32 >= imm as i32, op),
+                Kind::Jsge32Reg => cond!(reg[d] as i32 >= reg[s] as i32, op),
+                Kind::Jslt32Imm => cond!((reg[d] as i32) < imm as i32, op),
+                Kind::Jslt32Reg => cond!((reg[d] as i32) < reg[s] as i32, op),
+                Kind::Jsle32Imm => cond!(reg[d] as i32 <= imm as i32, op),
+                Kind::Jsle32Reg => cond!(reg[d] as i32 <= reg[s] as i32, op),
+
+                Kind::CallHelper | Kind::CallX => {
+                    let idx = if op.kind == Kind::CallHelper {
+                        op.imm as usize
+                    } else {
+                        let value = reg[d];
+                        match i32::try_from(value).ok().and_then(|id| prog.helper_ids.get(&id)) {
+                            Some(&i) => i,
+                            None => fail!(RunErrorKind::UnknownHelper { value }),
+                        }
+                    };
+                    let helper = &prog.helpers[idx];
+                    let mut ctx = HelperCtx { mem: &mut *mem, exit: None };
+                    let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                    match (helper.func)(&mut ctx, args) {
+                        Ok(v) => reg[0] = v,
+                        Err(source) => {
+                            let id = prog.helper_ids.iter().find(|(_, i)| **i == idx).map_or(0, |(id, _)| *id);
+                            fail!(RunErrorKind::Helper { id, name: helper.name, source })
+                        }
+                    }
+                    if let Some(r0) = ctx.exit {
+                        return Ok(r0);
+                    }
+                }
+                Kind::CallLocal => {
+                    if frames.len() + 1 >= MAX_CALL_FRAMES {
+                        fail!(RunErrorKind::CallDepth { max: MAX_CALL_FRAMES });
+                    }
+                    frames.push(Frame { ret_pc: pc, saved: [reg[6], reg[7], reg[8], reg[9]], budget });
+                    budget = MAY_GOTO_BUDGET;
+                    let depth = frames.len();
+                    set_stack(mem, depth);
+                    reg[10] = stack_top - (depth * STACK_SIZE) as u64;
+                    jump!(op.off);
+                }
+                Kind::Exit => match frames.pop() {
+                    None => return Ok(reg[0]),
+                    Some(f) => {
+                        reg[6..10].copy_from_slice(&f.saved);
+                        budget = f.budget;
+                        pc = f.ret_pc;
+                        let depth = frames.len();
+                        set_stack(mem, depth);
+                        reg[10] = stack_top - (depth * STACK_SIZE) as u64;
+                    }
+                },
+                Kind::GotoX => {
+                    let value = reg[d];
+                    let rel = value.wrapping_sub(prog.code_base());
+                    let idx = (rel / 8) as usize;
+                    if rel % 8 != 0 || idx >= prog.insn_start.len() || !prog.insn_start[idx] {
+                        fail!(RunErrorKind::BadIndirectJump { value });
+                    }
+                    jump!(idx);
+                }
+                Kind::MayGoto => {
+                    if budget == 0 {
+                        jump!(op.off);
+                    } else {
+                        budget -= 1;
+                    }
+                }
+                Kind::End => fail!(RunErrorKind::FellOffEnd),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn div64(a: u64, b: u64) -> u64 {
+    if b == 0 { 0 } else { a / b }
+}
+#[inline(always)]
+fn sdiv64(a: u64, b: u64) -> u64 {
+    if b == 0 { 0 } else { (a as i64).wrapping_div(b as i64) as u64 }
+}
+#[inline(always)]
+fn mod64(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { a % b }
+}
+#[inline(always)]
+fn smod64(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { (a as i64).wrapping_rem(b as i64) as u64 }
+}
+#[inline(always)]
+fn div32(a: u32, b: u32) -> u32 {
+    if b == 0 { 0 } else { a / b }
+}
+#[inline(always)]
+fn sdiv32(a: u32, b: u32) -> u32 {
+    if b == 0 { 0 } else { (a as i32).wrapping_div(b as i32) as u32 }
+}
+#[inline(always)]
+fn mod32(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { a % b }
+}
+#[inline(always)]
+fn smod32(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { (a as i32).wrapping_rem(b as i32) as u32 }
+}
+
+/// Executes one `BPF_ATOMIC` instruction. `dst`/`src` are register numbers as encoded;
+/// `size` is 1, 2, 4 or 8 bytes.
+#[inline(never)]
+fn atomic(mem: &MemMap, reg: &mut [u64; 16], dst: usize, src: usize, off: i32, size: u64, aux: u8) -> Result<(), AccessError> {
+    let kind = AtomicKind::ALL[aux as usize];
+    match kind {
+        AtomicKind::LoadAcquire => {
+            let addr = reg[src].wrapping_add(off as i64 as u64);
+            reg[dst] = mem.load_acquire(addr, size)?;
+            return Ok(());
+        }
+        AtomicKind::StoreRelease => {
+            let addr = reg[dst].wrapping_add(off as i64 as u64);
+            return mem.store_release(addr, size, reg[src]);
+        }
+        _ => {}
+    }
+    let addr = reg[dst].wrapping_add(off as i64 as u64);
+    let v = reg[src];
+    if size == 8 {
+        let old = mem.atomic64(addr, true, |a| match kind {
+            AtomicKind::Add | AtomicKind::FetchAdd => a.fetch_add(v, SeqCst),
+            AtomicKind::Or | AtomicKind::FetchOr => a.fetch_or(v, SeqCst),
+            AtomicKind::And | AtomicKind::FetchAnd => a.fetch_and(v, SeqCst),
+            AtomicKind::Xor | AtomicKind::FetchXor => a.fetch_xor(v, SeqCst),
+            AtomicKind::Xchg => a.swap(v, SeqCst),
+            _ => a.compare_exchange(reg[0], v, SeqCst, SeqCst).unwrap_or_else(|x| x),
+        })?;
+        store_result(reg, kind, src, old);
+    } else {
+        let v = v as u32;
+        let expected = reg[0] as u32;
+        let old = mem.atomic32(addr, true, |a| match kind {
+            AtomicKind::Add | AtomicKind::FetchAdd => a.fetch_add(v, SeqCst),
+            AtomicKind::Or | AtomicKind::FetchOr => a.fetch_or(v, SeqCst),
+            AtomicKind::And | AtomicKind::FetchAnd => a.fetch_and(v, SeqCst),
+            AtomicKind::Xor | AtomicKind::FetchXor => a.fetch_xor(v, SeqCst),
+            AtomicKind::Xchg => a.swap(v, SeqCst),
+            _ => a.compare_exchange(expected, v, SeqCst, SeqCst).unwrap_or_else(|x| x),
+        })?;
+        store_result(reg, kind, src, u64::from(old));
+    }
+    Ok(())
+}
+
+fn store_result(reg: &mut [u64; 16], kind: AtomicKind, src: usize, old: u64) {
+    match kind {
+        AtomicKind::FetchAdd | AtomicKind::FetchOr | AtomicKind::FetchAnd | AtomicKind::FetchXor | AtomicKind::Xchg => {
+            reg[src] = old
+        }
+        AtomicKind::Cmpxchg => reg[0] = old,
+        _ => {}
+    }
+}
