@@ -116,16 +116,59 @@ impl Region {
 /// Why an access was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AccessError {
-    #[error("invalid {} of {size} bytes at {addr:#x}: {}", if *.write { "write" } else { "read" }, describe_miss(*.addr))]
+    #[error("invalid {} of size {size} at {addr:#x}: {}", if *.write { "write" } else { "read" }, describe_miss(*.addr))]
     OutOfBounds { addr: u64, size: u64, write: bool },
-    #[error("invalid write of {size} bytes at {addr:#x}: {kind} is read-only")]
+    #[error("invalid write of size {size} at {addr:#x}: {kind} is read-only")]
     ReadOnly { addr: u64, size: u64, kind: RegionKind },
-    #[error("misaligned atomic access of {size} bytes at {addr:#x}")]
+    #[error("misaligned atomic access of size {size} at {addr:#x}")]
     Misaligned { addr: u64, size: u64 },
 }
 
 fn describe_miss(addr: u64) -> &'static str {
     if addr < 4096 { "null pointer dereference" } else { "outside every region of this run" }
+}
+
+/// Copies of the regions most accesses hit (the stack frames and the first caller region),
+/// kept in the interpreter's locals so that the check needs no memory loads of its own.
+#[derive(Clone, Copy)]
+pub(crate) struct HotRegions {
+    pub(crate) stack: Region,
+    pub(crate) first: Region,
+}
+
+impl HotRegions {
+    #[inline(always)]
+    fn translate(&self, mem: &MemMap, addr: u64, size: u64, write: bool) -> Result<*mut u8, AccessError> {
+        if let Some(off) = self.stack.offset_of(addr, size) {
+            return Ok(self.stack.base.wrapping_add(off));
+        }
+        if let Some(off) = self.first.offset_of(addr, size)
+            && (self.first.writable || !write)
+        {
+            return Ok(self.first.base.wrapping_add(off));
+        }
+        mem.translate(addr, size, write)
+    }
+
+    #[inline(always)]
+    pub(crate) fn load<const N: usize>(&self, mem: &MemMap, addr: u64) -> Result<[u8; N], AccessError> {
+        let p = self.translate(mem, addr, N as u64, false)?;
+        // SAFETY: `translate` returned a pointer derived from a region's base pointer such that
+        // `[p, p + N)` lies inside that region; regions are built from live borrows (the VM's
+        // own stack, or `MemoryRegion`s whose lifetime covers the run) that are valid for reads.
+        // `read_unaligned` has no alignment requirement.
+        Ok(unsafe { p.cast::<[u8; N]>().read_unaligned() })
+    }
+
+    #[inline(always)]
+    pub(crate) fn store<const N: usize>(&self, mem: &MemMap, addr: u64, bytes: [u8; N]) -> Result<(), AccessError> {
+        let p = self.translate(mem, addr, N as u64, true)?;
+        // SAFETY: as in `load`, `[p, p + N)` is inside one region, and `translate` only returns
+        // a pointer for a write when that region was registered writable (from a `&mut`
+        // borrow or the VM's own stack). `write_unaligned` has no alignment requirement.
+        unsafe { p.cast::<[u8; N]>().write_unaligned(bytes) };
+        Ok(())
+    }
 }
 
 /// The regions of one run. The stack region is kept apart because most accesses hit it.
@@ -139,8 +182,11 @@ impl MemMap {
         MemMap { stack: Region::EMPTY, regions: Vec::new() }
     }
 
-    /// Finds the host pointer for `[addr, addr + size)`, or explains why there is none.
-    #[inline(always)]
+    /// Finds the host pointer for `[addr, addr + size)`, or explains why there is none. The
+    /// interpreter's fast path ([`HotRegions`]) tries the stack and the first region before
+    /// coming here.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn translate(&self, addr: u64, size: u64, write: bool) -> Result<*mut u8, AccessError> {
         if let Some(off) = self.stack.offset_of(addr, size) {
             return Ok(self.stack.base.wrapping_add(off));
@@ -159,26 +205,6 @@ impl MemMap {
     /// The region containing all of `[addr, addr + size)`, if any.
     pub(crate) fn region_of(&self, addr: u64, size: u64) -> Option<&Region> {
         std::iter::once(&self.stack).chain(&self.regions).find(|r| r.offset_of(addr, size).is_some())
-    }
-
-    #[inline(always)]
-    pub(crate) fn load<const N: usize>(&self, addr: u64) -> Result<[u8; N], AccessError> {
-        let p = self.translate(addr, N as u64, false)?;
-        // SAFETY: `translate` returned a pointer derived from a region's base pointer such that
-        // `[p, p + N)` lies inside that region; regions are built from live borrows (the VM's
-        // own stack, or `MemoryRegion`s whose lifetime covers the run) that are valid for reads.
-        // `read_unaligned` has no alignment requirement.
-        Ok(unsafe { p.cast::<[u8; N]>().read_unaligned() })
-    }
-
-    #[inline(always)]
-    pub(crate) fn store<const N: usize>(&self, addr: u64, bytes: [u8; N]) -> Result<(), AccessError> {
-        let p = self.translate(addr, N as u64, true)?;
-        // SAFETY: as in `load`, `[p, p + N)` is inside one region, and `translate` only returns
-        // a pointer for a write when that region was registered writable (from a `&mut`
-        // borrow or the VM's own stack). `write_unaligned` has no alignment requirement.
-        unsafe { p.cast::<[u8; N]>().write_unaligned(bytes) };
-        Ok(())
     }
 
     fn aligned(&self, addr: u64, size: u64, write: bool) -> Result<*mut u8, AccessError> {

@@ -7,7 +7,7 @@
 //! `may_goto` budget of 8,388,608; at most 8 frames are live.
 
 use crate::helpers::{HelperCtx, HelperError};
-use crate::memory::{AccessError, MemMap, MemoryRegion, Region, RegionKind};
+use crate::memory::{AccessError, HotRegions, MemMap, MemoryRegion, Region, RegionKind};
 use crate::program::{AtomicKind, Kind, Program};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
@@ -137,8 +137,9 @@ impl Vm {
         let stack_base = stack.as_mut_ptr();
         let stack_top = stack_base as u64 + stack.len() as u64;
         // The accessible stack is every live frame: [fp(depth) - 512, top).
-        let set_stack = |mem: &mut MemMap, depth: usize| {
-            let lo = stack.len() - (depth + 1) * STACK_SIZE;
+        let stack_len = stack.len();
+        let set_stack = |mem: &mut MemMap, hot: &mut HotRegions, depth: usize| {
+            let lo = stack_len - (depth + 1) * STACK_SIZE;
             mem.stack = Region {
                 start: stack_base as u64 + lo as u64,
                 len: ((depth + 1) * STACK_SIZE) as u64,
@@ -146,10 +147,13 @@ impl Vm {
                 writable: true,
                 kind: RegionKind::Stack,
             };
+            hot.stack = mem.stack;
         };
-        set_stack(mem, 0);
+        let mut hot = HotRegions { stack: Region::EMPTY, first: mem.regions.first().copied().unwrap_or(Region::EMPTY) };
+        set_stack(mem, &mut hot, 0);
 
-        let mut reg = [0u64; 16];
+        // 256 entries so that a `u8` register index needs no bounds check.
+        let mut reg = [0u64; 256];
         reg[1..6].copy_from_slice(&args);
         reg[10] = stack_top;
         let mut budget = MAY_GOTO_BUDGET;
@@ -190,12 +194,13 @@ impl Vm {
         }
 
         loop {
-            let op = ops[pc];
+            let op = &ops[pc];
             pc += 1;
-            let d = (op.dst & 15) as usize;
-            let s = (op.src & 15) as usize;
+            let d = op.dst as usize;
+            let s = op.src as usize;
             let imm = op.imm as u64;
             let addr_s = || reg[s].wrapping_add(op.off as i64 as u64);
+            let addr_d = || reg[d].wrapping_add(op.off as i64 as u64);
             match op.kind {
                 Kind::Add64Imm => reg[d] = reg[d].wrapping_add(imm),
                 Kind::Add64Reg => reg[d] = reg[d].wrapping_add(reg[s]),
@@ -272,27 +277,21 @@ impl Vm {
                 Kind::Swap32 => reg[d] = u64::from((reg[d] as u32).swap_bytes()),
                 Kind::Swap64 => reg[d] = reg[d].swap_bytes(),
 
-                Kind::Ldx8 => reg[d] = u64::from(mem!(mem.load::<1>(addr_s()))[0]),
-                Kind::Ldx16 => reg[d] = u64::from(u16::from_le_bytes(mem!(mem.load(addr_s())))),
-                Kind::Ldx32 => reg[d] = u64::from(u32::from_le_bytes(mem!(mem.load(addr_s())))),
-                Kind::Ldx64 => reg[d] = u64::from_le_bytes(mem!(mem.load(addr_s()))),
-                Kind::Ldxs8 => reg[d] = mem!(mem.load::<1>(addr_s()))[0] as i8 as i64 as u64,
-                Kind::Ldxs16 => reg[d] = i16::from_le_bytes(mem!(mem.load(addr_s()))) as i64 as u64,
-                Kind::Ldxs32 => reg[d] = i32::from_le_bytes(mem!(mem.load(addr_s()))) as i64 as u64,
-                Kind::St8 | Kind::St16 | Kind::St32 | Kind::St64 | Kind::Stx8 | Kind::Stx16 | Kind::Stx32 | Kind::Stx64 => {
-                    let addr = reg[d].wrapping_add(op.off as i64 as u64);
-                    let v = match op.kind {
-                        Kind::St8 | Kind::St16 | Kind::St32 | Kind::St64 => imm,
-                        _ => reg[s],
-                    };
-                    let r = match op.kind {
-                        Kind::St8 | Kind::Stx8 => mem.store(addr, [v as u8]),
-                        Kind::St16 | Kind::Stx16 => mem.store(addr, (v as u16).to_le_bytes()),
-                        Kind::St32 | Kind::Stx32 => mem.store(addr, (v as u32).to_le_bytes()),
-                        _ => mem.store(addr, v.to_le_bytes()),
-                    };
-                    mem!(r)
-                }
+                Kind::Ldx8 => reg[d] = u64::from(mem!(hot.load::<1>(mem, addr_s()))[0]),
+                Kind::Ldx16 => reg[d] = u64::from(u16::from_le_bytes(mem!(hot.load(mem, addr_s())))),
+                Kind::Ldx32 => reg[d] = u64::from(u32::from_le_bytes(mem!(hot.load(mem, addr_s())))),
+                Kind::Ldx64 => reg[d] = u64::from_le_bytes(mem!(hot.load(mem, addr_s()))),
+                Kind::Ldxs8 => reg[d] = mem!(hot.load::<1>(mem, addr_s()))[0] as i8 as i64 as u64,
+                Kind::Ldxs16 => reg[d] = i16::from_le_bytes(mem!(hot.load(mem, addr_s()))) as i64 as u64,
+                Kind::Ldxs32 => reg[d] = i32::from_le_bytes(mem!(hot.load(mem, addr_s()))) as i64 as u64,
+                Kind::St8 => mem!(hot.store(mem, addr_d(), [imm as u8])),
+                Kind::St16 => mem!(hot.store(mem, addr_d(), (imm as u16).to_le_bytes())),
+                Kind::St32 => mem!(hot.store(mem, addr_d(), (imm as u32).to_le_bytes())),
+                Kind::St64 => mem!(hot.store(mem, addr_d(), imm.to_le_bytes())),
+                Kind::Stx8 => mem!(hot.store(mem, addr_d(), [reg[s] as u8])),
+                Kind::Stx16 => mem!(hot.store(mem, addr_d(), (reg[s] as u16).to_le_bytes())),
+                Kind::Stx32 => mem!(hot.store(mem, addr_d(), (reg[s] as u32).to_le_bytes())),
+                Kind::Stx64 => mem!(hot.store(mem, addr_d(), reg[s].to_le_bytes())),
                 Kind::Atomic => mem!(atomic(mem, &mut reg, d, s, op.off, op.imm as u64, op.aux)),
                 Kind::LdAbs | Kind::LdInd => {
                     let base = if op.kind == Kind::LdInd { reg[s] as u32 as i32 as i64 } else { 0 };
@@ -307,9 +306,9 @@ impl Vm {
                     }
                     let a = pkt.start + off as u64;
                     reg[0] = match size {
-                        1 => u64::from(mem!(mem.load::<1>(a))[0]),
-                        2 => u64::from(u16::from_be_bytes(mem!(mem.load(a)))),
-                        _ => u64::from(u32::from_be_bytes(mem!(mem.load(a)))),
+                        1 => u64::from(mem!(hot.load::<1>(mem, a))[0]),
+                        2 => u64::from(u16::from_be_bytes(mem!(hot.load(mem, a)))),
+                        _ => u64::from(u32::from_be_bytes(mem!(hot.load(mem, a)))),
                     };
                 }
 
@@ -391,7 +390,7 @@ impl Vm {
                     frames.push(Frame { ret_pc: pc, saved: [reg[6], reg[7], reg[8], reg[9]], budget });
                     budget = MAY_GOTO_BUDGET;
                     let depth = frames.len();
-                    set_stack(mem, depth);
+                    set_stack(mem, &mut hot, depth);
                     reg[10] = stack_top - (depth * STACK_SIZE) as u64;
                     jump!(op.off);
                 }
@@ -402,7 +401,7 @@ impl Vm {
                         budget = f.budget;
                         pc = f.ret_pc;
                         let depth = frames.len();
-                        set_stack(mem, depth);
+                        set_stack(mem, &mut hot, depth);
                         reg[10] = stack_top - (depth * STACK_SIZE) as u64;
                     }
                 },
@@ -464,7 +463,7 @@ fn smod32(a: u32, b: u32) -> u32 {
 /// Executes one `BPF_ATOMIC` instruction. `dst`/`src` are register numbers as encoded;
 /// `size` is 1, 2, 4 or 8 bytes.
 #[inline(never)]
-fn atomic(mem: &MemMap, reg: &mut [u64; 16], dst: usize, src: usize, off: i32, size: u64, aux: u8) -> Result<(), AccessError> {
+fn atomic(mem: &MemMap, reg: &mut [u64; 256], dst: usize, src: usize, off: i32, size: u64, aux: u8) -> Result<(), AccessError> {
     let kind = AtomicKind::ALL[aux as usize];
     match kind {
         AtomicKind::LoadAcquire => {
@@ -506,7 +505,7 @@ fn atomic(mem: &MemMap, reg: &mut [u64; 16], dst: usize, src: usize, off: i32, s
     Ok(())
 }
 
-fn store_result(reg: &mut [u64; 16], kind: AtomicKind, src: usize, old: u64) {
+fn store_result(reg: &mut [u64; 256], kind: AtomicKind, src: usize, old: u64) {
     match kind {
         AtomicKind::FetchAdd | AtomicKind::FetchOr | AtomicKind::FetchAnd | AtomicKind::FetchXor | AtomicKind::Xchg => {
             reg[src] = old

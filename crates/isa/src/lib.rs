@@ -42,7 +42,7 @@ impl std::fmt::Display for Field {
             Field::Src => "src_reg",
             Field::Off => "off",
             Field::Imm => "imm",
-            Field::NextImm => "imm of the second slot",
+            Field::NextImm => "imm (second slot)",
         })
     }
 }
