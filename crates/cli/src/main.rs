@@ -135,7 +135,7 @@ fn cmd_disasm(file: &Path) -> Result<()> {
 fn parse_hex(text: &str) -> Result<Vec<u8>> {
     let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     let digits = digits.strip_prefix("0x").unwrap_or(&digits);
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         bail!("hex memory has an odd number of digits");
     }
     (0..digits.len())

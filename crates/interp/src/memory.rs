@@ -208,7 +208,7 @@ impl MemMap {
     }
 
     fn aligned(&self, addr: u64, size: u64, write: bool) -> Result<*mut u8, AccessError> {
-        if addr % size != 0 {
+        if !addr.is_multiple_of(size) {
             return Err(AccessError::Misaligned { addr, size });
         }
         self.translate(addr, size, write)

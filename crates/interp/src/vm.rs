@@ -429,7 +429,7 @@ impl Vm {
 
 #[inline(always)]
 fn div64(a: u64, b: u64) -> u64 {
-    if b == 0 { 0 } else { a / b }
+    a.checked_div(b).unwrap_or(0)
 }
 #[inline(always)]
 fn sdiv64(a: u64, b: u64) -> u64 {
@@ -445,7 +445,7 @@ fn smod64(a: u64, b: u64) -> u64 {
 }
 #[inline(always)]
 fn div32(a: u32, b: u32) -> u32 {
-    if b == 0 { 0 } else { a / b }
+    a.checked_div(b).unwrap_or(0)
 }
 #[inline(always)]
 fn sdiv32(a: u32, b: u32) -> u32 {

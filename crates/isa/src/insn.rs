@@ -253,9 +253,11 @@ pub enum Insn {
     Store { size: Size, dst: Reg, off: i16, src: Operand },
     /// Atomic read-modify-write, load-acquire or store-release on `*(size *)(dst + off)`.
     Atomic { size: Size, op: AtomicOp, dst: Reg, src: Reg, off: i16 },
-    /// Unconditional jump: `goto` (`long = false`, offset in `off`) or `gotol` (JMP32, in `imm`).
+    /// Unconditional jump: `goto` (`long = false`, offset in the 16-bit `off` field, so `off`
+    /// must fit an `i16`) or `gotol` (JMP32, offset in `imm`).
     Ja { long: bool, off: i32 },
-    /// Static branch of bpfkit-decisions D1: `goto_or_nop` (`inverse = false`) or `nop_or_goto`.
+    /// Static branch of bpfkit-decisions D1: `goto_or_nop` (`inverse = false`) or `nop_or_goto`;
+    /// as for `Ja`, a short (`long = false`) one needs an offset that fits an `i16`.
     StaticBranch { long: bool, inverse: bool, off: i32 },
     /// Conditional jump.
     JmpCond { width: Width, cond: Cond, dst: Reg, src: Operand, off: i16 },
@@ -414,7 +416,15 @@ impl Insn {
     }
 
     /// Appends the slots of this instruction to `out`.
+    ///
+    /// Every `Insn` the decoder or the assembler produces encodes exactly. One built by hand
+    /// must respect the field widths: a short `Ja`/`StaticBranch` offset must fit 16 bits
+    /// (checked in debug builds).
     pub fn encode_into(&self, out: &mut Vec<RawInsn>) {
+        debug_assert!(
+            !matches!(*self, Insn::Ja { long: false, off } | Insn::StaticBranch { long: false, off, .. } if i16::try_from(off).is_err()),
+            "short jump offset does not fit 16 bits: {self:?}"
+        );
         let r = |reg: Reg| reg.index();
         let raw = match *self {
             Insn::Alu { width, op, dst, src } => {

@@ -12,7 +12,7 @@ mod insn;
 pub mod opcode;
 mod raw;
 
-pub use asm::{AsmError, AsmErrorKind, assemble};
+pub use asm::{AsmError, AsmErrorKind, assemble, parse};
 pub use disasm::{disassemble, listing};
 pub use insn::{
     AluOp, AtomicOp, CallTarget, Cond, Endian, Insn, LdImmSrc, Located, Operand, Reg, Size, Width, decode_program,

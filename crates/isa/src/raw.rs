@@ -69,7 +69,7 @@ impl RawInsn {
 
 /// Splits a byte buffer into slots. The length must be a multiple of 8.
 pub fn slots_from_bytes(bytes: &[u8]) -> Result<Vec<RawInsn>, DecodeError> {
-    if bytes.len() % RawInsn::SIZE != 0 {
+    if !bytes.len().is_multiple_of(RawInsn::SIZE) {
         return Err(DecodeError::PartialSlot { len: bytes.len() });
     }
     Ok(bytes

@@ -3,8 +3,8 @@
 
 use bpfkit_isa::asm::parse;
 use bpfkit_isa::{
-    AluOp, AtomicOp, CallTarget, Cond, Endian, Insn, LdImmSrc, Operand, RawInsn, Reg, Size, Width,
-    assemble, decode_program, disassemble, encode_program, listing,
+    AluOp, AtomicOp, CallTarget, Cond, Endian, Insn, LdImmSrc, Operand, RawInsn, Reg, Size, Width, assemble,
+    decode_program, disassemble, encode_program, listing,
 };
 use proptest::prelude::*;
 
@@ -25,14 +25,7 @@ fn imm() -> impl Strategy<Value = i32> {
 }
 
 fn off() -> impl Strategy<Value = i16> {
-    prop_oneof![
-        any::<i16>(),
-        Just(i16::MIN),
-        Just(i16::MAX),
-        Just(0),
-        Just(-1),
-        -40i16..40
-    ]
+    prop_oneof![any::<i16>(), Just(i16::MIN), Just(i16::MAX), Just(0), Just(-1), -40i16..40]
 }
 
 fn width() -> impl Strategy<Value = Width> {
@@ -50,8 +43,7 @@ fn operand() -> impl Strategy<Value = Operand> {
 fn alu_op() -> impl Strategy<Value = AluOp> {
     use AluOp::*;
     proptest::sample::select(vec![
-        Add, Sub, Mul, Div, SDiv, Or, And, Lsh, Rsh, Mod, SMod, Xor, Mov, MovSx8, MovSx16, MovSx32,
-        Arsh,
+        Add, Sub, Mul, Div, SDiv, Or, And, Lsh, Rsh, Mod, SMod, Xor, Mov, MovSx8, MovSx16, MovSx32, Arsh,
     ])
 }
 
@@ -83,95 +75,50 @@ fn ld_imm_src() -> impl Strategy<Value = LdImmSrc> {
 
 /// Every variant of `Insn` with arbitrary fields, kept only when the decoder accepts its encoding.
 fn insn() -> impl Strategy<Value = Insn> {
-    let any_insn = prop_oneof![
-        (width(), alu_op(), reg(), operand()).prop_map(|(width, op, dst, src)| Insn::Alu {
-            width,
-            op,
-            dst,
-            src
-        }),
-        (width(), alu_op(), reg(), reg()).prop_map(|(width, op, dst, s)| Insn::Alu {
-            width,
-            op,
-            dst,
-            src: Operand::Reg(s)
-        }),
-        (width(), reg()).prop_map(|(width, dst)| Insn::Neg { width, dst }),
-        (
-            prop_oneof![Just(Endian::ToLe), Just(Endian::ToBe), Just(Endian::Swap)],
-            prop_oneof![Just(16u8), Just(32), Just(64)],
-            reg()
-        )
-            .prop_map(|(kind, bits, dst)| Insn::Endian { kind, bits, dst }),
-        (reg(), ld_imm_src(), imm(), prop_oneof![Just(0), imm()]).prop_map(
-            |(dst, src, imm, next_imm)| Insn::LdImm64 {
-                dst,
-                src,
-                imm,
-                next_imm
-            }
-        ),
-        (size(), imm()).prop_map(|(size, imm)| Insn::LdAbs { size, imm }),
-        (size(), reg(), imm()).prop_map(|(size, src, imm)| Insn::LdInd { size, src, imm }),
-        (size(), any::<bool>(), reg(), reg(), off()).prop_map(|(size, signed, dst, src, off)| {
-            Insn::Load {
-                size,
-                signed,
-                dst,
-                src,
-                off,
-            }
-        }),
-        (size(), reg(), off(), operand()).prop_map(|(size, dst, off, src)| Insn::Store {
-            size,
-            dst,
-            off,
-            src
-        }),
-        (size(), atomic_op(), reg(), reg(), off()).prop_map(|(size, op, dst, src, off)| {
-            Insn::Atomic {
-                size,
+    let any_insn =
+        prop_oneof![
+            (width(), alu_op(), reg(), operand()).prop_map(|(width, op, dst, src)| Insn::Alu { width, op, dst, src }),
+            (width(), alu_op(), reg(), reg()).prop_map(|(width, op, dst, s)| Insn::Alu {
+                width,
                 op,
                 dst,
-                src,
-                off,
-            }
-        }),
-        (any::<bool>(), imm(), off()).prop_map(|(long, i, o)| Insn::Ja {
-            long,
-            off: if long { i } else { o.into() }
-        }),
-        (any::<bool>(), any::<bool>(), imm(), off()).prop_map(|(long, inverse, i, o)| {
-            Insn::StaticBranch {
-                long,
-                inverse,
-                off: if long { i } else { o.into() },
-            }
-        }),
-        (width(), cond(), reg(), operand(), off()).prop_map(|(width, cond, dst, src, off)| {
-            Insn::JmpCond {
-                width,
-                cond,
-                dst,
-                src,
-                off,
-            }
-        }),
-        prop_oneof![
-            imm().prop_map(CallTarget::Helper),
-            imm().prop_map(CallTarget::Local),
-            (imm(), prop_oneof![Just(0), off()])
-                .prop_map(|(btf_id, module)| CallTarget::Kfunc { btf_id, module }),
-        ]
-        .prop_map(Insn::Call),
-        reg().prop_map(|reg| Insn::CallX { reg }),
-        Just(Insn::Exit),
-        reg().prop_map(|reg| Insn::GotoX { reg }),
-        off().prop_map(|off| Insn::MayGoto { off }),
-    ];
-    any_insn.prop_filter("the decoder must accept the encoding", |i| {
-        Insn::decode(&i.encode(), 0) == Ok(*i)
-    })
+                src: Operand::Reg(s)
+            }),
+            (width(), reg()).prop_map(|(width, dst)| Insn::Neg { width, dst }),
+            (
+                prop_oneof![Just(Endian::ToLe), Just(Endian::ToBe), Just(Endian::Swap)],
+                prop_oneof![Just(16u8), Just(32), Just(64)],
+                reg()
+            )
+                .prop_map(|(kind, bits, dst)| Insn::Endian { kind, bits, dst }),
+            (reg(), ld_imm_src(), imm(), prop_oneof![Just(0), imm()])
+                .prop_map(|(dst, src, imm, next_imm)| Insn::LdImm64 { dst, src, imm, next_imm }),
+            (size(), imm()).prop_map(|(size, imm)| Insn::LdAbs { size, imm }),
+            (size(), reg(), imm()).prop_map(|(size, src, imm)| Insn::LdInd { size, src, imm }),
+            (size(), any::<bool>(), reg(), reg(), off())
+                .prop_map(|(size, signed, dst, src, off)| { Insn::Load { size, signed, dst, src, off } }),
+            (size(), reg(), off(), operand()).prop_map(|(size, dst, off, src)| Insn::Store { size, dst, off, src }),
+            (size(), atomic_op(), reg(), reg(), off())
+                .prop_map(|(size, op, dst, src, off)| { Insn::Atomic { size, op, dst, src, off } }),
+            (any::<bool>(), imm(), off())
+                .prop_map(|(long, i, o)| Insn::Ja { long, off: if long { i } else { o.into() } }),
+            (any::<bool>(), any::<bool>(), imm(), off()).prop_map(|(long, inverse, i, o)| {
+                Insn::StaticBranch { long, inverse, off: if long { i } else { o.into() } }
+            }),
+            (width(), cond(), reg(), operand(), off())
+                .prop_map(|(width, cond, dst, src, off)| { Insn::JmpCond { width, cond, dst, src, off } }),
+            prop_oneof![
+                imm().prop_map(CallTarget::Helper),
+                imm().prop_map(CallTarget::Local),
+                (imm(), prop_oneof![Just(0), off()]).prop_map(|(btf_id, module)| CallTarget::Kfunc { btf_id, module }),
+            ]
+            .prop_map(Insn::Call),
+            reg().prop_map(|reg| Insn::CallX { reg }),
+            Just(Insn::Exit),
+            reg().prop_map(|reg| Insn::GotoX { reg }),
+            off().prop_map(|off| Insn::MayGoto { off }),
+        ];
+    any_insn.prop_filter("the decoder must accept the encoding", |i| Insn::decode(&i.encode(), 0) == Ok(*i))
 }
 
 /// Opcodes for which some slot decodes, found by trying the usual field values.
@@ -180,13 +127,8 @@ fn valid_opcodes() -> Vec<u8> {
         .filter(|&code| {
             [0, 1, 16, 0x100, 0x110, 0xe1, 0xf1].iter().any(|&imm| {
                 (0..2).any(|src| {
-                    Insn::decode(&[RawInsn::new(code, 0, src, 1, imm), RawInsn::default()], 0)
-                        .is_ok()
-                        || Insn::decode(
-                            &[RawInsn::new(code, 0, src, 0, imm), RawInsn::default()],
-                            0,
-                        )
-                        .is_ok()
+                    Insn::decode(&[RawInsn::new(code, 0, src, 1, imm), RawInsn::default()], 0).is_ok()
+                        || Insn::decode(&[RawInsn::new(code, 0, src, 0, imm), RawInsn::default()], 0).is_ok()
                 })
             })
         })
@@ -209,17 +151,14 @@ fn slot() -> impl Strategy<Value = RawInsn> {
 
 /// Random slots, cut at the first one the decoder rejects; at least one instruction.
 fn random_program() -> impl Strategy<Value = Vec<RawInsn>> {
-    proptest::collection::vec(slot(), 1..12).prop_filter_map(
-        "no valid first instruction",
-        |mut slots| {
-            let mut pc = 0;
-            while let Ok(i) = Insn::decode(&slots, pc) {
-                pc += i.slots();
-            }
-            slots.truncate(pc);
-            (!slots.is_empty()).then_some(slots)
-        },
-    )
+    proptest::collection::vec(slot(), 1..12).prop_filter_map("no valid first instruction", |mut slots| {
+        let mut pc = 0;
+        while let Ok(i) = Insn::decode(&slots, pc) {
+            pc += i.slots();
+        }
+        slots.truncate(pc);
+        (!slots.is_empty()).then_some(slots)
+    })
 }
 
 /// The identity on one program, through both text layouts.
@@ -271,110 +210,26 @@ proptest! {
 fn edge_cases_roundtrip() {
     let r = |n| Reg::new(n).unwrap();
     let mut insns = vec![
-        Insn::Alu {
-            width: Width::W32,
-            op: AluOp::Mov,
-            dst: r(0),
-            src: Operand::Imm(i32::MIN),
-        },
-        Insn::Alu {
-            width: Width::W64,
-            op: AluOp::Add,
-            dst: r(10),
-            src: Operand::Imm(-1),
-        },
-        Insn::Alu {
-            width: Width::W32,
-            op: AluOp::MovSx16,
-            dst: r(1),
-            src: Operand::Reg(r(2)),
-        },
-        Insn::Load {
-            size: Size::DW,
-            signed: false,
-            dst: r(1),
-            src: r(10),
-            off: i16::MIN,
-        },
-        Insn::Load {
-            size: Size::W,
-            signed: true,
-            dst: r(1),
-            src: r(10),
-            off: i16::MAX,
-        },
-        Insn::Store {
-            size: Size::B,
-            dst: r(10),
-            off: -1,
-            src: Operand::Imm(i32::MIN),
-        },
-        Insn::LdAbs {
-            size: Size::H,
-            imm: i32::MIN,
-        },
-        Insn::LdInd {
-            size: Size::W,
-            src: r(3),
-            imm: i32::MIN,
-        },
-        Insn::LdInd {
-            size: Size::B,
-            src: r(3),
-            imm: i32::MAX,
-        },
-        Insn::Atomic {
-            size: Size::B,
-            op: AtomicOp::LoadAcquire,
-            dst: r(0),
-            src: r(1),
-            off: i16::MIN,
-        },
-        Insn::Atomic {
-            size: Size::H,
-            op: AtomicOp::StoreRelease,
-            dst: r(1),
-            src: r(2),
-            off: -2,
-        },
-        Insn::Atomic {
-            size: Size::W,
-            op: AtomicOp::Cmpxchg,
-            dst: r(1),
-            src: r(2),
-            off: 0,
-        },
-        Insn::Ja {
-            long: false,
-            off: i16::MIN.into(),
-        },
-        Insn::Ja {
-            long: true,
-            off: i32::MIN,
-        },
-        Insn::StaticBranch {
-            long: true,
-            inverse: true,
-            off: i32::MAX,
-        },
-        Insn::StaticBranch {
-            long: false,
-            inverse: false,
-            off: -1,
-        },
-        Insn::JmpCond {
-            width: Width::W32,
-            cond: Cond::Sle,
-            dst: r(1),
-            src: Operand::Imm(i32::MIN),
-            off: i16::MIN,
-        },
+        Insn::Alu { width: Width::W32, op: AluOp::Mov, dst: r(0), src: Operand::Imm(i32::MIN) },
+        Insn::Alu { width: Width::W64, op: AluOp::Add, dst: r(10), src: Operand::Imm(-1) },
+        Insn::Alu { width: Width::W32, op: AluOp::MovSx16, dst: r(1), src: Operand::Reg(r(2)) },
+        Insn::Load { size: Size::DW, signed: false, dst: r(1), src: r(10), off: i16::MIN },
+        Insn::Load { size: Size::W, signed: true, dst: r(1), src: r(10), off: i16::MAX },
+        Insn::Store { size: Size::B, dst: r(10), off: -1, src: Operand::Imm(i32::MIN) },
+        Insn::LdAbs { size: Size::H, imm: i32::MIN },
+        Insn::LdInd { size: Size::W, src: r(3), imm: i32::MIN },
+        Insn::LdInd { size: Size::B, src: r(3), imm: i32::MAX },
+        Insn::Atomic { size: Size::B, op: AtomicOp::LoadAcquire, dst: r(0), src: r(1), off: i16::MIN },
+        Insn::Atomic { size: Size::H, op: AtomicOp::StoreRelease, dst: r(1), src: r(2), off: -2 },
+        Insn::Atomic { size: Size::W, op: AtomicOp::Cmpxchg, dst: r(1), src: r(2), off: 0 },
+        Insn::Ja { long: false, off: i16::MIN.into() },
+        Insn::Ja { long: true, off: i32::MIN },
+        Insn::StaticBranch { long: true, inverse: true, off: i32::MAX },
+        Insn::StaticBranch { long: false, inverse: false, off: -1 },
+        Insn::JmpCond { width: Width::W32, cond: Cond::Sle, dst: r(1), src: Operand::Imm(i32::MIN), off: i16::MIN },
         Insn::Call(CallTarget::Helper(i32::MIN)),
         Insn::Call(CallTarget::Local(-1)),
-        Insn::Call(CallTarget::Kfunc {
-            btf_id: 7,
-            module: i16::MIN,
-        }),
+        Insn::Call(CallTarget::Kfunc { btf_id: 7, module: i16::MIN }),
         Insn::MayGoto { off: i16::MIN },
     ];
     for src in [
@@ -387,23 +242,14 @@ fn edge_cases_roundtrip() {
         LdImmSrc::MapIdxValue,
     ] {
         for (imm, next_imm) in [(0, 0), (i32::MIN, 0), (-1, -1), (5, i32::MIN)] {
-            let i = Insn::LdImm64 {
-                dst: r(9),
-                src,
-                imm,
-                next_imm,
-            };
+            let i = Insn::LdImm64 { dst: r(9), src, imm, next_imm };
             if Insn::decode(&i.encode(), 0) == Ok(i) {
                 insns.push(i);
             }
         }
     }
     for insn in &insns {
-        assert_eq!(
-            Insn::decode(&insn.encode(), 0),
-            Ok(*insn),
-            "edge case must be valid: {insn:?}"
-        );
+        assert_eq!(Insn::decode(&insn.encode(), 0), Ok(*insn), "edge case must be valid: {insn:?}");
         assert_eq!(parse(&insn.to_string()), Ok(vec![*insn]), "{insn}");
     }
     let slots = encode_program(&insns);

@@ -11,8 +11,8 @@
 //! | `decode` | hex bytes | the listing, or `error: ...` |
 //! | `run` | assembly; `; mem: <hex bytes>` gives the memory (`r1`, `r2` = its length) and `; branch-limit: N` bounds loops | `r0 = 0x...`, or `error: ...` |
 //!
-//! Host addresses in error messages vary from run to run, so `error:` lines replace every hex
-//! number of 9 or more digits with `<addr>`.
+//! Host addresses in run errors vary from run to run, so the `error:` lines of `run` cases
+//! replace every hex number of 9 or more digits with `<addr>`.
 //!
 //! `BPFKIT_BLESS=1 cargo test -p bpfkit-testing --test filetests` rewrites every expectation with
 //! the actual output; review the diff before committing.
@@ -171,7 +171,8 @@ pub fn run_case(case: &FileCase) -> Result<Vec<String>, String> {
         }
         other => return Err(format!("unknown case kind `{other}`")),
     };
-    Ok(out.lines().map(|l| if l.starts_with("error:") { mask_addresses(l) } else { l.to_string() }).collect())
+    let masked = |l: &str| if case.kind == "run" && l.starts_with("error:") { mask_addresses(l) } else { l.to_string() };
+    Ok(out.lines().map(masked).collect())
 }
 
 /// Runs every case of one file. With `bless`, rewrites the file with the actual outputs.

@@ -31,6 +31,8 @@ pub const MAX_DECODABLE_INSNS: usize = 32;
 /// Most local calls in one [`arbitrary_program`]: bounds the size of the call tree, which the
 /// branch limit does not (returning from a call is not a backward jump).
 const MAX_LOCAL_CALLS: usize = 4;
+/// Bytes of its input [`arbitrary_program`] leaves, about, for the memory buffer.
+pub const RESERVED_INPUT: usize = 64;
 /// The helper [`Helpers::conformance`] registers.
 const HELPER_ID: i32 = 5;
 
@@ -164,8 +166,8 @@ fn check_reassembles(slots: &[RawInsn], text: &str, printer: &str) {
 /// - two fresh VMs, the memory at the same address with the same contents each time, give the
 ///   same result (error addresses aside) and leave the same memory, unless the program uses
 ///   the frame pointer `r10` as a value (the two VMs' stacks are at different addresses);
-/// - if the program never names `r10`, a second run on the same VM gives exactly the same
-///   result and memory.
+/// - if the program never reads the stack, a second run on the same VM gives exactly the same
+///   result and memory (the stack keeps what the previous run left there).
 ///
 /// Returns `None` if the program does not load, else the result of the first run.
 pub fn run_checked(slots: &[RawInsn], mem: &[u8]) -> Option<Result<u64, RunError>> {
@@ -198,7 +200,7 @@ pub fn run_checked(slots: &[RawInsn], mem: &[u8]) -> Option<Result<u64, RunError
         }
     }
 
-    if !insns.iter().any(|l| names_fp(&l.insn)) {
+    if !insns.iter().any(|l| may_read_stack(&l.insn)) {
         buf.copy_from_slice(mem);
         let again = vm.run_mem(&mut buf);
         let (a, b) = (format!("{first:?}"), format!("{again:?}"));
@@ -276,12 +278,13 @@ fn reads_fp_as_value(insn: &Insn) -> bool {
     }
 }
 
-/// Whether `insn` names `r10` at all.
-fn names_fp(insn: &Insn) -> bool {
+/// Whether `insn` may read the stack (or observe `r10` otherwise). A VM's stack is not cleared
+/// between runs, so only a program that never reads it must give the same result twice on the
+/// same VM.
+fn may_read_stack(insn: &Insn) -> bool {
     match *insn {
-        Insn::Load { src, .. } => is_fp(src) || reads_fp_as_value(insn),
-        Insn::Store { dst, .. } => is_fp(dst) || reads_fp_as_value(insn),
-        Insn::Atomic { dst, src, .. } => is_fp(dst) || is_fp(src),
+        Insn::Load { src, .. } | Insn::Atomic { op: AtomicOp::LoadAcquire, src, .. } if is_fp(src) => true,
+        Insn::Atomic { op, dst, .. } if is_fp(dst) && op != AtomicOp::StoreRelease => true,
         _ => reads_fp_as_value(insn),
     }
 }
@@ -515,6 +518,9 @@ struct ProgramGen<'a, 'b> {
     u: &'a mut Unstructured<'b>,
     /// Whether `r10` may be used as a value (copied, compared, stored...), not only as a base.
     wild: bool,
+    /// Whether loads may read the stack (programs that do not are checked for determinism on
+    /// the same VM too).
+    stack_reads: bool,
     local_calls: usize,
     /// Registers `r0`..`r9` (bit n for rn) that hold a pointer into the memory buffer.
     pointers: u16,
@@ -542,9 +548,10 @@ impl ProgramGen<'_, '_> {
     }
 
     /// A base register for a memory access: mostly `r10` (the stack) or `r1` (the memory).
-    fn base_reg(&mut self) -> ArbResult<Reg> {
+    fn base_reg(&mut self, read: bool) -> ArbResult<Reg> {
         let n = match self.u.int_in_range(0..=39)? {
-            0..=18 => 10,
+            0..=18 if self.stack_reads || !read => 10,
+            0..=18 => 1,
             19..=38 => {
                 // A register that holds a pointer into the memory, as far as straight-line
                 // code goes (jumps and calls may make it wrong, which is fine).
@@ -633,13 +640,13 @@ impl ProgramGen<'_, '_> {
                 let size = *self.u.choose(&SIZES)?;
                 let signed = size != Size::DW && self.u.ratio(1, 3)?;
                 let dst = self.dst_reg()?;
-                let src = self.base_reg()?;
+                let src = self.base_reg(true)?;
                 let off = self.mem_off(src, size)?;
                 Item::Plain(Insn::Load { size, signed, dst, src, off })
             }
             52..=63 => {
                 let size = *self.u.choose(&SIZES)?;
-                let dst = self.base_reg()?;
+                let dst = self.base_reg(false)?;
                 let off = self.mem_off(dst, size)?;
                 let src = self.operand()?;
                 Item::Plain(Insn::Store { size, dst, off, src })
@@ -647,7 +654,7 @@ impl ProgramGen<'_, '_> {
             64..=69 => {
                 let op = *self.u.choose(&ATOMIC_OPS)?;
                 let size = atomic_size(self.u, op)?;
-                let base = self.base_reg()?;
+                let base = self.base_reg(op != AtomicOp::StoreRelease)?;
                 let off = self.mem_off(base, size)?;
                 let other = if op == AtomicOp::LoadAcquire { self.dst_reg()? } else { self.value_reg()? };
                 let (dst, src) = if op == AtomicOp::LoadAcquire { (other, base) } else { (base, other) };
@@ -805,15 +812,20 @@ fn corrupt(u: &mut Unstructured<'_>, slots: &mut Vec<RawInsn>) -> ArbResult<()> 
 /// most hit the stack or the memory buffer and some miss; it always ends with `exit`. Jump and
 /// call targets are instruction starts inside the program, except in about one program in 16,
 /// which is then broken on purpose (a random slot, an unknown helper, a bad target, no final
-/// `exit`...).
+/// `exit`...). It stops adding instructions once at most [`RESERVED_INPUT`] bytes of `u` are
+/// left (half of `u`, if that is less), so that the caller has bytes left for memory.
 pub fn arbitrary_program(u: &mut Unstructured<'_>) -> ArbResult<Vec<RawInsn>> {
     let flags: u8 = u.arbitrary()?;
     let wild = flags & 3 == 3;
     let broken = (flags >> 2) & 15 == 15;
+    let stack_reads = flags >> 6 != 3;
     let n = u.int_in_range(1..=MAX_PROGRAM_INSNS)?;
-    let mut g = ProgramGen { u, wild, local_calls: 0, pointers: 1 << 1 };
+    let mut g = ProgramGen { u, wild, stack_reads, local_calls: 0, pointers: 1 << 1 };
     let mut items = Vec::with_capacity(n + 2);
-    while items.len() < n && !g.u.is_empty() {
+    // Leave some of the input for the caller's memory buffer, or short inputs (which libFuzzer
+    // tries first) would all run with no memory.
+    let reserve = (g.u.len() / 2).min(RESERVED_INPUT);
+    while items.len() < n && g.u.len() > reserve {
         g.item(&mut items)?;
     }
     items.push(Item::Plain(Insn::Exit));

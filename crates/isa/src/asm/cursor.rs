@@ -256,7 +256,6 @@ impl<'a> Cursor<'a> {
     /// A number with an optional `+` or `-` sign.
     pub fn number(&mut self, expected: &str) -> Result<Number, AsmError> {
         let start = self.pos();
-        let save = self.i;
         let neg = if self.eat_punct("-") {
             true
         } else {
@@ -265,13 +264,8 @@ impl<'a> Cursor<'a> {
         };
         let t = match self.peek() {
             Some(t) if t.kind == Kind::Num => t,
-            _ => {
-                // Report the error at the token after the sign, or at the sign itself if the
-                // sign is followed by nothing.
-                let e = self.unexpected(expected);
-                self.i = save;
-                return Err(e);
-            }
+            // Reported at what follows the sign, or at the end of the line.
+            _ => return Err(self.unexpected(expected)),
         };
         let mag = parse_magnitude(t.text)
             .map_err(|reason| self.err(t.pos, AsmErrorKind::BadNumber { text: t.text.to_string(), reason }))?;

@@ -45,8 +45,8 @@
 //! sign-extending (then only `rN`, as in LLVM). The directives `.text`, `.globl` and `.global`
 //! are accepted and ignored; any other directive is an error.
 //!
-//! Whole `llvm-objdump -d` output (also with `-r`, `-S`, `-l`, `--no-show-raw-insn`) can be
-//! assembled back: the file-format and `Disassembly of section` lines and relocation records
+//! Whole `llvm-objdump -d` output (also with `-r`, `-S`, `-l`, `--no-show-raw-insn`,
+//! `--no-leading-addr`) can be assembled back: the file-format and `Disassembly of section` lines and relocation records
 //! are skipped, source lines are comments, `0000000000000000 <prog>:` defines the label
 //! `prog`, the `   12:` prefix and the ` <LBB0_3>` annotation are dropped. The text is
 //! authoritative, but where LLVM's text loses information that the raw bytes on the line
@@ -62,7 +62,7 @@
 //! | mnemonic | instruction |
 //! | --- | --- |
 //! | `add sub mul div sdiv mod smod or and lsh rsh arsh xor mov` `dst, src\|imm` | ALU64; with a `32` suffix ALU32 (`64` is accepted too) |
-//! | `neg dst`, `neg32 dst` | negation |
+//! | `neg dst`, `neg32 dst` (`neg64` too) | negation |
 //! | `movsx864 movsx1664 movsx3264 movsx832 movsx1632` `dst, src` | sign-extending moves |
 //! | `le16 le32 le64 be16 be32 be64` `dst` | byte swaps to little/big endian |
 //! | `swap16 swap32 swap64` (or `bswap16`...) `dst` | unconditional byte swap |
@@ -73,14 +73,20 @@
 //! | `ldabsb ldabsh ldabsw imm` | legacy packet load `r0 = *(size *)skb[imm]` (bpfkit's choice) |
 //! | `ldindb ldindh ldindw src, imm` | legacy packet load `r0 = *(size *)skb[src + imm]` (bpfkit's choice) |
 //! | `ja target`, `ja32 target` | `goto`, `gotol` |
-//! | `jeq jgt jge jset jne jsgt jsge jlt jle jslt jsle` `dst, src\|imm, target` | conditional jumps; `32` suffix for JMP32 |
-//! | `call imm`, `call local label`, `call %r2` | helper, BPF-to-BPF call, `callx` |
+//! | `jeq jgt jge jset jne jsgt jsge jlt jle jslt jsle` `dst, src\|imm, target` | conditional jumps; `32` suffix for JMP32 (`64` accepted) |
+//! | `call imm`, `call local label`, `call %r2` (or `call r2`) | helper, BPF-to-BPF call, `callx` |
 //! | `exit` | return |
 //! | `lock [fetch] add\|or\|and\|xor [dst+off], src` | atomics on 64 bits; `32` suffix (`add32`) for 32 bits |
 //! | `lock xchg [dst+off], src`, `lock cmpxchg [dst+off], src` | exchange (always fetching); `32` suffix too |
 //!
 //! Load-acquire, store-release, `gotox`, `may_goto`, static branches and kfunc calls have no
 //! uBPF form: write them in LLVM syntax.
+//!
+//! # Errors
+//!
+//! [`AsmError`] gives the 1-based line and column (counted in characters) of the offending
+//! token, or of the end of the line when something is missing. The assembler never panics,
+//! and everything it accepts is a program the decoder accepts.
 
 mod cursor;
 mod lexer;
