@@ -53,7 +53,8 @@ fn vm_for(insns: &[Insn]) -> Vm {
 fn bench(c: &mut Criterion) {
     let mut vm = vm_for(&sum_program());
     let mut mem: Vec<u8> = (0..1024u32).map(|i| i as u8).collect();
-    let expected: u64 = mem.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().unwrap())).fold(0, u64::wrapping_add);
+    let expected: u64 =
+        mem.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().unwrap())).fold(0, u64::wrapping_add);
     assert_eq!(vm.run_mem(&mut mem).unwrap(), expected);
     let mut g = c.benchmark_group("interp");
     g.throughput(Throughput::Elements(517));

@@ -215,7 +215,12 @@ impl MemMap {
     }
 
     /// Atomic access to an aligned 64-bit word; `f` gets the atomic.
-    pub(crate) fn atomic64<R>(&self, addr: u64, write: bool, f: impl FnOnce(&AtomicU64) -> R) -> Result<R, AccessError> {
+    pub(crate) fn atomic64<R>(
+        &self,
+        addr: u64,
+        write: bool,
+        f: impl FnOnce(&AtomicU64) -> R,
+    ) -> Result<R, AccessError> {
         let p = self.aligned(addr, 8, write)?;
         // SAFETY: `p` is 8-byte aligned (checked above) and `[p, p + 8)` is inside one region
         // valid for reads and, when `write`, for writes. `AtomicU64` has the size and alignment
@@ -224,7 +229,12 @@ impl MemMap {
     }
 
     /// Atomic access to an aligned 32-bit word.
-    pub(crate) fn atomic32<R>(&self, addr: u64, write: bool, f: impl FnOnce(&AtomicU32) -> R) -> Result<R, AccessError> {
+    pub(crate) fn atomic32<R>(
+        &self,
+        addr: u64,
+        write: bool,
+        f: impl FnOnce(&AtomicU32) -> R,
+    ) -> Result<R, AccessError> {
         let p = self.aligned(addr, 4, write)?;
         // SAFETY: as in `atomic64`, with 4-byte alignment checked above.
         Ok(f(unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }))

@@ -463,7 +463,15 @@ fn smod32(a: u32, b: u32) -> u32 {
 /// Executes one `BPF_ATOMIC` instruction. `dst`/`src` are register numbers as encoded;
 /// `size` is 1, 2, 4 or 8 bytes.
 #[inline(never)]
-fn atomic(mem: &MemMap, reg: &mut [u64; 256], dst: usize, src: usize, off: i32, size: u64, aux: u8) -> Result<(), AccessError> {
+fn atomic(
+    mem: &MemMap,
+    reg: &mut [u64; 256],
+    dst: usize,
+    src: usize,
+    off: i32,
+    size: u64,
+    aux: u8,
+) -> Result<(), AccessError> {
     let kind = AtomicKind::ALL[aux as usize];
     match kind {
         AtomicKind::LoadAcquire => {

@@ -46,7 +46,8 @@ fn several_regions_in_one_run() {
     let ra = MemoryRegion::writable(RegionKind::Context, &mut a);
     let rb = MemoryRegion::writable(RegionKind::MapValue, &mut b);
     let (pa, pb) = (ra.addr(), rb.addr());
-    let mut v = vm("r0 = *(u8 *)(r1 + 0x0)\nr3 = *(u8 *)(r2 + 0x7)\nr0 += r3\n*(u8 *)(r2 + 0x0) = w0\nexit", &Helpers::new());
+    let mut v =
+        vm("r0 = *(u8 *)(r1 + 0x0)\nr3 = *(u8 *)(r2 + 0x7)\nr0 += r3\n*(u8 *)(r2 + 0x0) = w0\nexit", &Helpers::new());
     assert_eq!(v.run(&[ra, rb], [pa, pb, 0, 0, 0]).unwrap(), 3);
     assert_eq!(b[0], 3);
 }
@@ -54,7 +55,8 @@ fn several_regions_in_one_run() {
 #[test]
 fn ld_abs_and_ld_ind_read_the_packet_in_network_order() {
     let pkt = [0x12u8, 0x34, 0x56, 0x78, 0x9a];
-    let mut v = vm("r6 = r1\nr0 = *(u16 *)skb[0x1]\nr7 = r0\nr2 = 0x1\nr0 = *(u32 *)skb[r2]\nr0 += r7\nexit", &Helpers::new());
+    let mut v =
+        vm("r6 = r1\nr0 = *(u16 *)skb[0x1]\nr7 = r0\nr2 = 0x1\nr0 = *(u32 *)skb[r2]\nr0 += r7\nexit", &Helpers::new());
     let region = || MemoryRegion::read_only(RegionKind::Packet, &pkt);
     let r = v.run(&[region()], [region().addr(), 0, 0, 0, 0]).unwrap();
     assert_eq!(r, 0x3456 + 0x3456789a);

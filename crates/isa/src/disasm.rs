@@ -42,11 +42,7 @@ struct Addr(Reg, i16);
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let off = i64::from(self.1);
-        if off < 0 {
-            write!(f, "{} - {:#x}", self.0, off.unsigned_abs())
-        } else {
-            write!(f, "{} + {:#x}", self.0, off)
-        }
+        if off < 0 { write!(f, "{} - {:#x}", self.0, off.unsigned_abs()) } else { write!(f, "{} + {:#x}", self.0, off) }
     }
 }
 
@@ -199,7 +195,11 @@ impl fmt::Display for Insn {
                     }
                     AtomicOp::Xchg => {
                         let s = R(src, w);
-                        if w { write!(f, "{s} = xchg32_32({addr}, {s})") } else { write!(f, "{s} = xchg_64({addr}, {s})") }
+                        if w {
+                            write!(f, "{s} = xchg32_32({addr}, {s})")
+                        } else {
+                            write!(f, "{s} = xchg_64({addr}, {s})")
+                        }
                     }
                     AtomicOp::Cmpxchg => {
                         let (r0, s) = (R(Reg::R0, w), R(src, w));

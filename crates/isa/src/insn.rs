@@ -313,9 +313,8 @@ impl Insn {
             BPF_LD => {
                 if code == LDDW {
                     let next = *slots.get(pc + 1).ok_or(DecodeError::TruncatedLddw { pc })?;
-                    let kind = LdImmSrc::from_code(src).ok_or_else(|| {
-                        invalid(pc, code, Field::Src, src.into(), "unknown lddw pseudo source")
-                    })?;
+                    let kind = LdImmSrc::from_code(src)
+                        .ok_or_else(|| invalid(pc, code, Field::Src, src.into(), "unknown lddw pseudo source"))?;
                     zero(pc, code, Field::Off, off.into())?;
                     if next.code != 0 {
                         return Err(DecodeError::BadLddwSecondSlot { pc, field: Field::Code, value: next.code.into() });
@@ -327,7 +326,11 @@ impl Insn {
                         return Err(DecodeError::BadLddwSecondSlot { pc, field: Field::Off, value: next.off.into() });
                     }
                     if !kind.uses_second_imm() && next.imm != 0 {
-                        return Err(DecodeError::BadLddwSecondSlot { pc, field: Field::NextImm, value: next.imm.into() });
+                        return Err(DecodeError::BadLddwSecondSlot {
+                            pc,
+                            field: Field::NextImm,
+                            value: next.imm.into(),
+                        });
                     }
                     return Ok(Insn::LdImm64 { dst: reg(pc, Field::Dst, dst)?, src: kind, imm, next_imm: next.imm });
                 }
@@ -354,20 +357,19 @@ impl Insn {
                     _ => return Err(DecodeError::UnknownOpcode { pc, code }),
                 };
                 zero(pc, code, Field::Imm, imm.into())?;
-                Ok(Insn::Load {
-                    size,
-                    signed,
-                    dst: reg(pc, Field::Dst, dst)?,
-                    src: reg(pc, Field::Src, src)?,
-                    off,
-                })
+                Ok(Insn::Load { size, signed, dst: reg(pc, Field::Dst, dst)?, src: reg(pc, Field::Src, src)?, off })
             }
             BPF_ST => {
                 if code & 0xe0 != BPF_MEM {
                     return Err(DecodeError::UnknownOpcode { pc, code });
                 }
                 zero(pc, code, Field::Src, src.into())?;
-                Ok(Insn::Store { size: Size::from_code(code), dst: reg(pc, Field::Dst, dst)?, off, src: Operand::Imm(imm) })
+                Ok(Insn::Store {
+                    size: Size::from_code(code),
+                    dst: reg(pc, Field::Dst, dst)?,
+                    off,
+                    src: Operand::Imm(imm),
+                })
             }
             _ => {
                 // BPF_STX
@@ -402,7 +404,13 @@ impl Insn {
                                     0x50 => AtomicOp::And { fetch },
                                     0xa0 => AtomicOp::Xor { fetch },
                                     _ => {
-                                        return Err(invalid(pc, code, Field::Imm, imm.into(), "unknown atomic operation"));
+                                        return Err(invalid(
+                                            pc,
+                                            code,
+                                            Field::Imm,
+                                            imm.into(),
+                                            "unknown atomic operation",
+                                        ));
                                     }
                                 }
                             }
@@ -671,7 +679,13 @@ fn decode_jmp(pc: usize, raw: RawInsn) -> Result<Insn, DecodeError> {
                     }
                     Ok(Insn::StaticBranch { long: jmp32, inverse: src_n == 3, off: used })
                 }
-                _ => Err(invalid(pc, code, Field::Src, src_n.into(), "JA src_reg must be 0, 1 (goto_or_nop) or 3 (nop_or_goto)")),
+                _ => Err(invalid(
+                    pc,
+                    code,
+                    Field::Src,
+                    src_n.into(),
+                    "JA src_reg must be 0, 1 (goto_or_nop) or 3 (nop_or_goto)",
+                )),
             };
         }
         BPF_CALL => {

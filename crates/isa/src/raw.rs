@@ -72,10 +72,7 @@ pub fn slots_from_bytes(bytes: &[u8]) -> Result<Vec<RawInsn>, DecodeError> {
     if !bytes.len().is_multiple_of(RawInsn::SIZE) {
         return Err(DecodeError::PartialSlot { len: bytes.len() });
     }
-    Ok(bytes
-        .chunks_exact(RawInsn::SIZE)
-        .map(|c| RawInsn::from_bytes(c.try_into().expect("chunk of 8")))
-        .collect())
+    Ok(bytes.chunks_exact(RawInsn::SIZE).map(|c| RawInsn::from_bytes(c.try_into().expect("chunk of 8"))).collect())
 }
 
 /// Concatenates the bytes of every slot.

@@ -33,9 +33,7 @@ pub enum CaseError {
 
 /// Parses hex bytes separated by whitespace (`00 01 ff`), as `-- mem` and the plugin use.
 pub fn parse_hex_bytes(text: &str) -> Result<Vec<u8>, String> {
-    text.split_whitespace()
-        .map(|t| u8::from_str_radix(t, 16).map_err(|_| format!("`{t}` is not a hex byte")))
-        .collect()
+    text.split_whitespace().map(|t| u8::from_str_radix(t, 16).map_err(|_| format!("`{t}` is not a hex byte"))).collect()
 }
 
 fn parse_u64(text: &str) -> Result<u64, String> {

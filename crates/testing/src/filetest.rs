@@ -140,7 +140,8 @@ pub fn run_case(case: &FileCase) -> Result<Vec<String>, String> {
             }
         },
         "decode" => {
-            let hex = case.input.iter().filter(|l| !l.trim_start().starts_with(';')).cloned().collect::<Vec<_>>().join(" ");
+            let hex =
+                case.input.iter().filter(|l| !l.trim_start().starts_with(';')).cloned().collect::<Vec<_>>().join(" ");
             let bytes = crate::conformance::parse_hex_bytes(&hex)?;
             match slots_from_bytes(&bytes) {
                 Ok(slots) => listing_or_error(&slots),
@@ -171,7 +172,8 @@ pub fn run_case(case: &FileCase) -> Result<Vec<String>, String> {
         }
         other => return Err(format!("unknown case kind `{other}`")),
     };
-    let masked = |l: &str| if case.kind == "run" && l.starts_with("error:") { mask_addresses(l) } else { l.to_string() };
+    let masked =
+        |l: &str| if case.kind == "run" && l.starts_with("error:") { mask_addresses(l) } else { l.to_string() };
     Ok(out.lines().map(masked).collect())
 }
 
