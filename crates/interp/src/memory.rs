@@ -92,6 +92,15 @@ impl<'a> MemoryRegion<'a> {
     }
 }
 
+/// Zeroes `[base + offset, base + offset + len)` of the VM's stack allocation `[base, base + total)`.
+pub(crate) fn zero_stack_frame(base: *mut u8, total: usize, offset: usize, len: usize) {
+    assert!(offset <= total && len <= total - offset, "stack frame inside the stack");
+    // SAFETY: `base` is the start of the VM's own stack allocation of `total` bytes, which the
+    // running `Vm` borrows exclusively; the range is inside it (asserted above). Writing
+    // through the same raw pointer the regions use keeps every derived pointer valid.
+    unsafe { base.add(offset).write_bytes(0, len) };
+}
+
 /// One region as the access check sees it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Region {

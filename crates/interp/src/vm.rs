@@ -7,7 +7,7 @@
 //! `may_goto` budget of 8,388,608; at most 8 frames are live.
 
 use crate::helpers::{HelperCtx, HelperError};
-use crate::memory::{AccessError, HotRegions, MemMap, MemoryRegion, Region, RegionKind};
+use crate::memory::{AccessError, HotRegions, MemMap, MemoryRegion, Region, RegionKind, zero_stack_frame};
 use crate::program::{AtomicKind, Kind, Program};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
@@ -66,6 +66,7 @@ pub struct Vm {
     mem: MemMap,
     frames: Vec<Frame>,
     branch_limit: u64,
+    may_goto_budget: u64,
 }
 
 impl std::fmt::Debug for Vm {
@@ -91,6 +92,7 @@ impl Vm {
             mem: MemMap::new(),
             frames: Vec::with_capacity(MAX_CALL_FRAMES),
             branch_limit: u64::MAX,
+            may_goto_budget: MAY_GOTO_BUDGET,
         }
     }
 
@@ -103,6 +105,12 @@ impl Vm {
     /// verified program terminates on its own; this bounds unverified ones (fuzzing, `run`).
     pub fn set_branch_limit(&mut self, limit: Option<u64>) {
         self.branch_limit = limit.unwrap_or(u64::MAX);
+    }
+
+    /// Sets the `may_goto` budget each frame starts with (default [`MAY_GOTO_BUDGET`], the
+    /// kernel's). Lower values let tests and fuzzers reach the budget-exhausted path quickly.
+    pub fn set_may_goto_budget(&mut self, budget: u64) {
+        self.may_goto_budget = budget;
     }
 
     /// Runs with `mem` as the only region, `r1` = its address and `r2` = its length (the
@@ -131,13 +139,21 @@ impl Vm {
     }
 
     fn exec(&mut self, args: [u64; 5]) -> Result<u64, RunError> {
-        let Vm { program, stack, mem, frames, branch_limit } = self;
+        let Vm { program, stack, mem, frames, branch_limit, may_goto_budget } = self;
+        let frame_budget = *may_goto_budget;
         let prog: &Program = program;
         let ops = &prog.ops[..];
         let stack_base = stack.as_mut_ptr();
         let stack_top = stack_base as u64 + stack.len() as u64;
         // The accessible stack is every live frame: [fp(depth) - 512, top).
         let stack_len = stack.len();
+        // Entering frame `depth`: its 512 bytes are zeroed, so that nothing of an earlier run or
+        // an earlier call is visible (the interpreter runs unverified programs too, which may
+        // read the stack before writing it).
+        let enter_frame = |depth: usize| {
+            let lo = stack_len - (depth + 1) * STACK_SIZE;
+            zero_stack_frame(stack_base, stack_len, lo, STACK_SIZE);
+        };
         let set_stack = |mem: &mut MemMap, hot: &mut HotRegions, depth: usize| {
             let lo = stack_len - (depth + 1) * STACK_SIZE;
             mem.stack = Region {
@@ -150,13 +166,14 @@ impl Vm {
             hot.stack = mem.stack;
         };
         let mut hot = HotRegions { stack: Region::EMPTY, first: mem.regions.first().copied().unwrap_or(Region::EMPTY) };
+        enter_frame(0);
         set_stack(mem, &mut hot, 0);
 
         // 256 entries so that a `u8` register index needs no bounds check.
         let mut reg = [0u64; 256];
         reg[1..6].copy_from_slice(&args);
         reg[10] = stack_top;
-        let mut budget = MAY_GOTO_BUDGET;
+        let mut budget = frame_budget;
         let mut back_edges_left = *branch_limit;
         let mut pc: usize = 0;
 
@@ -388,8 +405,9 @@ impl Vm {
                         fail!(RunErrorKind::CallDepth { max: MAX_CALL_FRAMES });
                     }
                     frames.push(Frame { ret_pc: pc, saved: [reg[6], reg[7], reg[8], reg[9]], budget });
-                    budget = MAY_GOTO_BUDGET;
+                    budget = frame_budget;
                     let depth = frames.len();
+                    enter_frame(depth);
                     set_stack(mem, &mut hot, depth);
                     reg[10] = stack_top - (depth * STACK_SIZE) as u64;
                     jump!(op.off);

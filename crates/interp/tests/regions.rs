@@ -102,3 +102,25 @@ fn a_vm_is_reusable_and_programs_are_shared_between_threads() {
         assert_eq!(h.join().unwrap(), 1000);
     }
 }
+
+#[test]
+fn a_reused_vm_does_not_leak_stack_contents_between_runs() {
+    // Reads its stack slot before writing it: every run must see zero, whatever the last run left.
+    let mut v = vm("r0 = *(u64 *)(r10 - 0x8)\nr1 = r0\nr1 += 0x1\n*(u64 *)(r10 - 0x8) = r1\nexit", &Helpers::new());
+    for _ in 0..3 {
+        assert_eq!(v.run_mem(&mut [0u8; 8]).unwrap(), 0);
+    }
+    // Likewise for a callee's frame between two calls of the same run.
+    let mut c = vm(
+        "call pc+0x3\nr6 = r0\ncall pc+0x1\nexit\nr0 = *(u64 *)(r10 - 0x8)\nr1 = 0x7\n*(u64 *)(r10 - 0x8) = r1\nexit",
+        &Helpers::new(),
+    );
+    assert_eq!(c.run_mem(&mut []).unwrap(), 0);
+}
+
+#[test]
+fn may_goto_budget_can_be_lowered() {
+    let mut v = vm("r0 = 0x0\nmay_goto +0x2\nr0 += 0x1\ngoto -0x3\nexit", &Helpers::new());
+    v.set_may_goto_budget(5);
+    assert_eq!(v.run_mem(&mut []).unwrap(), 5);
+}

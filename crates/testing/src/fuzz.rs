@@ -24,6 +24,10 @@ use std::sync::Arc;
 pub const MAX_MEM: usize = 256;
 /// Backward-jump limit of every run of [`interp`]: the interpreter does not check termination.
 pub const BRANCH_LIMIT: u64 = 10_000;
+
+/// The `may_goto` budget fuzzed programs run with (the kernel's 8,388,608 would never run out
+/// under the branch limit).
+pub const MAY_GOTO_BUDGET: u64 = 64;
 /// Most instructions [`arbitrary_program`] generates before its final `exit`.
 pub const MAX_PROGRAM_INSNS: usize = 64;
 /// Most instructions [`arbitrary_decodable`] generates.
@@ -40,7 +44,8 @@ const HELPER_ID: i32 = 5;
 // Targets
 
 /// Fuzz target `decode`: splits `data` into slots (a trailing partial slot is dropped after
-/// checking that `slots_from_bytes` refuses it) and checks [`check_slots`].
+/// checking that `slots_from_bytes` refuses it), checks [`check_slots`], and loads the program
+/// (which may fail, but not panic).
 pub fn decode(data: &[u8]) {
     let whole = data.len() - data.len() % RawInsn::SIZE;
     let slots = match slots_from_bytes(data) {
@@ -56,6 +61,8 @@ pub fn decode(data: &[u8]) {
     assert_eq!(slots.len(), whole / RawInsn::SIZE);
     assert_eq!(slots_to_bytes(&slots), data[..whole], "slots_to_bytes(slots_from_bytes(x)) != x");
     check_slots(&slots);
+    // The loader's checks (targets, helpers, pseudo sources) must not panic either.
+    let _ = Program::load(&slots, &Helpers::conformance());
 }
 
 /// Fuzz target `assemble`: `data` as (lossy) UTF-8 text through the assembler. Whatever it
@@ -166,8 +173,11 @@ fn check_reassembles(slots: &[RawInsn], text: &str, printer: &str) {
 /// - two fresh VMs, the memory at the same address with the same contents each time, give the
 ///   same result (error addresses aside) and leave the same memory, unless the program uses
 ///   the frame pointer `r10` as a value (the two VMs' stacks are at different addresses);
-/// - if the program never reads the stack, a second run on the same VM gives exactly the same
-///   result and memory (the stack keeps what the previous run left there).
+/// - a second run on the same VM gives exactly the same result and memory (each run starts
+///   with zeroed stack frames).
+///
+/// Both VMs use a small `may_goto` budget ([`MAY_GOTO_BUDGET`]) so that the budget-exhausted
+/// path is reached.
 ///
 /// Returns `None` if the program does not load, else the result of the first run.
 pub fn run_checked(slots: &[RawInsn], mem: &[u8]) -> Option<Result<u64, RunError>> {
@@ -179,6 +189,7 @@ pub fn run_checked(slots: &[RawInsn], mem: &[u8]) -> Option<Result<u64, RunError
     let mut buf = mem.to_vec();
     let mut vm = Vm::new(Arc::clone(&program));
     vm.set_branch_limit(Some(BRANCH_LIMIT));
+    vm.set_may_goto_budget(MAY_GOTO_BUDGET);
     let first = vm.run_mem(&mut buf);
     let first_mem = buf.clone();
 
@@ -186,6 +197,7 @@ pub fn run_checked(slots: &[RawInsn], mem: &[u8]) -> Option<Result<u64, RunError
     buf.copy_from_slice(mem);
     let mut other = Vm::new(Arc::clone(&program));
     other.set_branch_limit(Some(BRANCH_LIMIT));
+    other.set_may_goto_budget(MAY_GOTO_BUDGET);
     let second = other.run_mem(&mut buf);
     if !observes_fp {
         let (a, b) = (shape(&first), shape(&second));
@@ -200,7 +212,7 @@ pub fn run_checked(slots: &[RawInsn], mem: &[u8]) -> Option<Result<u64, RunError
         }
     }
 
-    if !insns.iter().any(|l| may_read_stack(&l.insn)) {
+    {
         buf.copy_from_slice(mem);
         let again = vm.run_mem(&mut buf);
         let (a, b) = (format!("{first:?}"), format!("{again:?}"));
@@ -275,17 +287,6 @@ fn reads_fp_as_value(insn: &Insn) -> bool {
         | Insn::Call(_)
         | Insn::Exit
         | Insn::MayGoto { .. } => false,
-    }
-}
-
-/// Whether `insn` may read the stack (or observe `r10` otherwise). A VM's stack is not cleared
-/// between runs, so only a program that never reads it must give the same result twice on the
-/// same VM.
-fn may_read_stack(insn: &Insn) -> bool {
-    match *insn {
-        Insn::Load { src, .. } | Insn::Atomic { op: AtomicOp::LoadAcquire, src, .. } if is_fp(src) => true,
-        Insn::Atomic { op, dst, .. } if is_fp(dst) && op != AtomicOp::StoreRelease => true,
-        _ => reads_fp_as_value(insn),
     }
 }
 
