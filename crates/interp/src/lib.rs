@@ -14,7 +14,7 @@ pub mod memory;
 mod program;
 mod vm;
 
-pub use helpers::{Helper, HelperCtx, HelperError, HelperFn, Helpers};
-pub use memory::{AccessError, MemoryRegion, RegionKind};
+pub use helpers::{Helper, HelperCtx, HelperError, HelperFn, Helpers, TailCallFn};
+pub use memory::{AccessError, CtxField, MemoryRegion, RegionKind};
 pub use program::{LoadError, Program};
-pub use vm::{MAX_CALL_FRAMES, MAY_GOTO_BUDGET, RunError, RunErrorKind, STACK_SIZE, Vm};
+pub use vm::{MAX_CALL_FRAMES, MAX_TAIL_CALLS, MAY_GOTO_BUDGET, RunError, RunErrorKind, STACK_SIZE, Vm};

@@ -239,6 +239,8 @@ impl AtomicKind {
 pub struct Program {
     pub(crate) ops: Vec<Op>,
     pub(crate) helpers: Vec<Helper>,
+    /// The id of each entry of `helpers`.
+    pub(crate) table_ids: Vec<i32>,
     /// Helper id → index in `helpers`, for `callx`.
     pub(crate) helper_ids: HashMap<i32, usize>,
     /// Slot indices where an instruction starts (false for lddw tails).
@@ -281,15 +283,19 @@ impl Program {
         };
 
         let mut table: Vec<Helper> = Vec::new();
+        let mut table_ids: Vec<i32> = Vec::new();
         let mut helper_ids: HashMap<i32, usize> = HashMap::new();
         for (id, h) in helpers.iter() {
             helper_ids.insert(id, table.len());
             table.push(h.clone());
+            table_ids.push(id);
         }
 
         let filler = Op { kind: Kind::LddwTail, dst: 0, src: 0, aux: 0, off: 0, imm: 0 };
         let mut ops = vec![filler; len + 1];
         ops[len] = Op { kind: Kind::End, ..filler };
+        // `ops` is never reallocated, so its address is the program's code base.
+        let code_base = ops.as_ptr() as u64;
         for l in &decoded {
             let pc = l.pc;
             let mut op = Op { kind: Kind::Nop, ..filler };
@@ -320,6 +326,13 @@ impl Program {
                     op.kind = Kind::Lddw;
                     op.dst = dst.index();
                     op.imm = ((u64::from(next_imm as u32) << 32) | u64::from(imm as u32)) as i64;
+                }
+                Insn::LdImm64 { dst, src: LdImmSrc::Func, imm, .. } => {
+                    // A callback's address (`bpf_loop`): the code address of a subprogram.
+                    let target = target_of(pc, imm.into())?;
+                    op.kind = Kind::Lddw;
+                    op.dst = dst.index();
+                    op.imm = (code_base + target as u64 * 8) as i64;
                 }
                 Insn::LdImm64 { src, .. } => return Err(LoadError::UnresolvedPseudo { pc, src: src.code() }),
                 Insn::LdAbs { size, imm } => {
@@ -431,7 +444,7 @@ impl Program {
             }
             ops[pc] = op;
         }
-        Ok(Program { ops, helpers: table, helper_ids, insn_start, slots: slots.to_vec() })
+        Ok(Program { ops, helpers: table, table_ids, helper_ids, insn_start, slots: slots.to_vec() })
     }
 
     /// The instruction slots the program was loaded from.
@@ -449,10 +462,17 @@ impl Program {
         self.slots.is_empty()
     }
 
-    /// The code address `gotox` and instruction arrays use for slot `pc` in this interpreter:
-    /// the program's base address plus `pc * 8` (bpfkit-decisions D6).
+    /// The code address `gotox`, callbacks and instruction arrays use for slot `pc` in this
+    /// interpreter: the program's base address plus `pc * 8` (bpfkit-decisions D6).
     pub fn code_address(&self, pc: usize) -> u64 {
         self.code_base() + (pc as u64) * 8
+    }
+
+    /// The slot a code address of this program designates, if it is the start of an instruction.
+    pub fn pc_of_code_address(&self, addr: u64) -> Option<usize> {
+        let rel = addr.wrapping_sub(self.code_base());
+        let idx = usize::try_from(rel / 8).ok()?;
+        (rel.is_multiple_of(8) && idx < self.insn_start.len() && self.insn_start[idx]).then_some(idx)
     }
 
     pub(crate) fn code_base(&self) -> u64 {

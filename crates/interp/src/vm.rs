@@ -6,9 +6,10 @@
 //! immediates are sign-extended. Each call frame has its own 512-byte stack and its own
 //! `may_goto` budget of 8,388,608; at most 8 frames are live.
 
-use crate::helpers::{HelperCtx, HelperError};
+use crate::helpers::{HelperCtx, HelperError, HelperKind};
 use crate::memory::{AccessError, HotRegions, MemMap, MemoryRegion, Region, RegionKind, zero_stack_frame};
 use crate::program::{AtomicKind, Kind, Program};
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -50,13 +51,35 @@ pub enum RunErrorKind {
     NoPacket,
     #[error("backward-jump limit of {limit} reached")]
     BranchLimit { limit: u64 },
+    #[error("bpf_loop callback {value:#x} is not the start of a function of this program")]
+    BadCallback { value: u64 },
 }
 
+/// A caller's state, saved by a BPF-to-BPF call (or a `bpf_loop` callback).
 struct Frame {
     ret_pc: usize,
     saved: [u64; 4],
     budget: u64,
+    /// The program to return to, when a tail call in a callee switched programs.
+    prog: Option<Arc<Program>>,
+    /// Set when this frame is a `bpf_loop` callback.
+    looping: Option<LoopState>,
 }
+
+#[derive(Clone, Copy)]
+struct LoopState {
+    callback: usize,
+    index: u64,
+    count: u64,
+    ctx: u64,
+}
+
+/// `BPF_MAX_LOOPS`: the largest `nr_loops` of `bpf_loop`, and the tail-call limit.
+const MAX_LOOPS: u64 = 8 * 1024 * 1024;
+/// `MAX_TAIL_CALL_CNT`.
+pub const MAX_TAIL_CALLS: u32 = 33;
+const E2BIG: u64 = (-7i64) as u64;
+const EINVAL: u64 = (-22i64) as u64;
 
 /// Per-thread execution state for one program: its stack, the regions of the current run,
 /// and the call-frame stack. Nothing is allocated per run.
@@ -124,29 +147,40 @@ impl Vm {
 
     /// Runs the program with `regions` accessible and `args` in `r1`..`r5`; returns `r0`.
     pub fn run(&mut self, regions: &[MemoryRegion<'_>], args: [u64; 5]) -> Result<u64, RunError> {
+        self.run_with_env(regions, args, &mut ())
+    }
+
+    /// Like [`Vm::run`], with `env` reachable by helpers ([`HelperCtx::env`]): the embedder's
+    /// per-run state (maps, trace output, the packet's metadata...).
+    ///
+    /// At most one region may be a context ([`MemoryRegion::context`]).
+    pub fn run_with_env(
+        &mut self,
+        regions: &[MemoryRegion<'_>],
+        args: [u64; 5],
+        env: &mut dyn Any,
+    ) -> Result<u64, RunError> {
         self.mem.regions.clear();
-        self.mem.regions.extend(regions.iter().map(|r| Region {
-            start: r.addr(),
-            len: r.len() as u64,
-            base: r.base_ptr(),
-            writable: r.is_writable(),
-            kind: r.kind(),
-        }));
+        self.mem.ctx = None;
+        for r in regions {
+            match r.ctx() {
+                Some(c) => self.mem.ctx = Some(c),
+                None => self.mem.regions.push(r.to_region()),
+            }
+        }
         self.frames.clear();
-        let result = self.exec(args);
+        let result = self.exec(args, env);
         self.mem.regions.clear();
+        self.mem.ctx = None;
         result
     }
 
-    fn exec(&mut self, args: [u64; 5]) -> Result<u64, RunError> {
+    fn exec(&mut self, args: [u64; 5], env: &mut dyn Any) -> Result<u64, RunError> {
         let Vm { program, stack, mem, frames, branch_limit, may_goto_budget } = self;
         let frame_budget = *may_goto_budget;
-        let prog: &Program = program;
-        let ops = &prog.ops[..];
         let stack_base = stack.as_mut_ptr();
-        let stack_top = stack_base as u64 + stack.len() as u64;
-        // The accessible stack is every live frame: [fp(depth) - 512, top).
         let stack_len = stack.len();
+        let stack_top = stack_base as u64 + stack_len as u64;
         // Entering frame `depth`: its 512 bytes are zeroed, so that nothing of an earlier run or
         // an earlier call is visible (the interpreter runs unverified programs too, which may
         // read the stack before writing it).
@@ -154,6 +188,7 @@ impl Vm {
             let lo = stack_len - (depth + 1) * STACK_SIZE;
             zero_stack_frame(stack_base, stack_len, lo, STACK_SIZE);
         };
+        // The accessible stack is every live frame: [fp(depth) - 512, top).
         let set_stack = |mem: &mut MemMap, hot: &mut HotRegions, depth: usize| {
             let lo = stack_len - (depth + 1) * STACK_SIZE;
             mem.stack = Region {
@@ -162,9 +197,13 @@ impl Vm {
                 base: stack_base.wrapping_add(lo),
                 writable: true,
                 kind: RegionKind::Stack,
+                alloc_start: stack_base as u64,
+                alloc_len: stack_len as u64,
+                alloc_base: stack_base,
             };
             hot.stack = mem.stack;
         };
+        let fp = |depth: usize| stack_top - (depth * STACK_SIZE) as u64;
         let mut hot = HotRegions { stack: Region::EMPTY, first: mem.regions.first().copied().unwrap_or(Region::EMPTY) };
         enter_frame(0);
         set_stack(mem, &mut hot, 0);
@@ -175,272 +214,390 @@ impl Vm {
         reg[10] = stack_top;
         let mut budget = frame_budget;
         let mut back_edges_left = *branch_limit;
+        let mut tail_calls = 0u32;
         let mut pc: usize = 0;
-
-        macro_rules! fail {
-            ($kind:expr) => {
-                return Err(RunError { pc: pc - 1, kind: $kind.into() })
-            };
-        }
-        macro_rules! mem {
-            ($e:expr) => {
-                match $e {
-                    Ok(v) => v,
-                    Err(e) => fail!(e),
-                }
-            };
-        }
-        macro_rules! jump {
-            ($target:expr) => {{
-                let t = $target as usize;
-                if t < pc {
-                    back_edges_left -= 1;
-                    if back_edges_left == 0 {
-                        fail!(RunErrorKind::BranchLimit { limit: *branch_limit });
-                    }
-                }
-                pc = t;
-            }};
-        }
-        macro_rules! cond {
-            ($c:expr, $op:expr) => {
-                if $c {
-                    jump!($op.off)
-                }
-            };
-        }
+        let mut cur: Arc<Program> = Arc::clone(program);
 
         loop {
-            let op = &ops[pc];
-            pc += 1;
-            let d = op.dst as usize;
-            let s = op.src as usize;
-            let imm = op.imm as u64;
-            let addr_s = || reg[s].wrapping_add(op.off as i64 as u64);
-            let addr_d = || reg[d].wrapping_add(op.off as i64 as u64);
-            match op.kind {
-                Kind::Add64Imm => reg[d] = reg[d].wrapping_add(imm),
-                Kind::Add64Reg => reg[d] = reg[d].wrapping_add(reg[s]),
-                Kind::Sub64Imm => reg[d] = reg[d].wrapping_sub(imm),
-                Kind::Sub64Reg => reg[d] = reg[d].wrapping_sub(reg[s]),
-                Kind::Mul64Imm => reg[d] = reg[d].wrapping_mul(imm),
-                Kind::Mul64Reg => reg[d] = reg[d].wrapping_mul(reg[s]),
-                Kind::Div64Imm => reg[d] = div64(reg[d], imm),
-                Kind::Div64Reg => reg[d] = div64(reg[d], reg[s]),
-                Kind::SDiv64Imm => reg[d] = sdiv64(reg[d], imm),
-                Kind::SDiv64Reg => reg[d] = sdiv64(reg[d], reg[s]),
-                Kind::Mod64Imm => reg[d] = mod64(reg[d], imm),
-                Kind::Mod64Reg => reg[d] = mod64(reg[d], reg[s]),
-                Kind::SMod64Imm => reg[d] = smod64(reg[d], imm),
-                Kind::SMod64Reg => reg[d] = smod64(reg[d], reg[s]),
-                Kind::Or64Imm => reg[d] |= imm,
-                Kind::Or64Reg => reg[d] |= reg[s],
-                Kind::And64Imm => reg[d] &= imm,
-                Kind::And64Reg => reg[d] &= reg[s],
-                Kind::Xor64Imm => reg[d] ^= imm,
-                Kind::Xor64Reg => reg[d] ^= reg[s],
-                Kind::Lsh64Imm => reg[d] <<= imm & 63,
-                Kind::Lsh64Reg => reg[d] <<= reg[s] & 63,
-                Kind::Rsh64Imm => reg[d] >>= imm & 63,
-                Kind::Rsh64Reg => reg[d] >>= reg[s] & 63,
-                Kind::Arsh64Imm => reg[d] = ((reg[d] as i64) >> (imm & 63)) as u64,
-                Kind::Arsh64Reg => reg[d] = ((reg[d] as i64) >> (reg[s] & 63)) as u64,
-                Kind::Mov64Imm => reg[d] = imm,
-                Kind::Mov64Reg => reg[d] = reg[s],
-                Kind::Neg64 => reg[d] = reg[d].wrapping_neg(),
-                Kind::MovSx8To64 => reg[d] = reg[s] as i8 as i64 as u64,
-                Kind::MovSx16To64 => reg[d] = reg[s] as i16 as i64 as u64,
-                Kind::MovSx32To64 => reg[d] = reg[s] as i32 as i64 as u64,
-                Kind::Lddw => {
-                    reg[d] = imm;
+            // Runs `cur` until it exits (return) or control moves to another program (break).
+            let next: Arc<Program> = 'run: {
+                let prog: &Program = &cur;
+                let ops = &prog.ops[..];
+
+                macro_rules! fail {
+                    ($kind:expr) => {
+                        return Err(RunError { pc: pc - 1, kind: $kind.into() })
+                    };
+                }
+                macro_rules! mem {
+                    ($e:expr) => {
+                        match $e {
+                            Ok(v) => v,
+                            Err(e) => fail!(e),
+                        }
+                    };
+                }
+                macro_rules! jump {
+                    ($target:expr) => {{
+                        let t = $target as usize;
+                        if t < pc {
+                            back_edges_left -= 1;
+                            if back_edges_left == 0 {
+                                fail!(RunErrorKind::BranchLimit { limit: *branch_limit });
+                            }
+                        }
+                        pc = t;
+                    }};
+                }
+                macro_rules! cond {
+                    ($c:expr, $op:expr) => {
+                        if $c {
+                            jump!($op.off)
+                        }
+                    };
+                }
+
+                loop {
+                    let op = &ops[pc];
                     pc += 1;
-                }
-
-                Kind::Add32Imm => reg[d] = u64::from((reg[d] as u32).wrapping_add(imm as u32)),
-                Kind::Add32Reg => reg[d] = u64::from((reg[d] as u32).wrapping_add(reg[s] as u32)),
-                Kind::Sub32Imm => reg[d] = u64::from((reg[d] as u32).wrapping_sub(imm as u32)),
-                Kind::Sub32Reg => reg[d] = u64::from((reg[d] as u32).wrapping_sub(reg[s] as u32)),
-                Kind::Mul32Imm => reg[d] = u64::from((reg[d] as u32).wrapping_mul(imm as u32)),
-                Kind::Mul32Reg => reg[d] = u64::from((reg[d] as u32).wrapping_mul(reg[s] as u32)),
-                Kind::Div32Imm => reg[d] = u64::from(div32(reg[d] as u32, imm as u32)),
-                Kind::Div32Reg => reg[d] = u64::from(div32(reg[d] as u32, reg[s] as u32)),
-                Kind::SDiv32Imm => reg[d] = u64::from(sdiv32(reg[d] as u32, imm as u32)),
-                Kind::SDiv32Reg => reg[d] = u64::from(sdiv32(reg[d] as u32, reg[s] as u32)),
-                Kind::Mod32Imm => reg[d] = u64::from(mod32(reg[d] as u32, imm as u32)),
-                Kind::Mod32Reg => reg[d] = u64::from(mod32(reg[d] as u32, reg[s] as u32)),
-                Kind::SMod32Imm => reg[d] = u64::from(smod32(reg[d] as u32, imm as u32)),
-                Kind::SMod32Reg => reg[d] = u64::from(smod32(reg[d] as u32, reg[s] as u32)),
-                Kind::Or32Imm => reg[d] = u64::from(reg[d] as u32 | imm as u32),
-                Kind::Or32Reg => reg[d] = u64::from(reg[d] as u32 | reg[s] as u32),
-                Kind::And32Imm => reg[d] = u64::from(reg[d] as u32 & imm as u32),
-                Kind::And32Reg => reg[d] = u64::from(reg[d] as u32 & reg[s] as u32),
-                Kind::Xor32Imm => reg[d] = u64::from(reg[d] as u32 ^ imm as u32),
-                Kind::Xor32Reg => reg[d] = u64::from(reg[d] as u32 ^ reg[s] as u32),
-                Kind::Lsh32Imm => reg[d] = u64::from((reg[d] as u32) << (imm & 31)),
-                Kind::Lsh32Reg => reg[d] = u64::from((reg[d] as u32) << (reg[s] & 31)),
-                Kind::Rsh32Imm => reg[d] = u64::from((reg[d] as u32) >> (imm & 31)),
-                Kind::Rsh32Reg => reg[d] = u64::from((reg[d] as u32) >> (reg[s] & 31)),
-                Kind::Arsh32Imm => reg[d] = u64::from(((reg[d] as i32) >> (imm & 31)) as u32),
-                Kind::Arsh32Reg => reg[d] = u64::from(((reg[d] as i32) >> (reg[s] & 31)) as u32),
-                Kind::Mov32Imm => reg[d] = u64::from(imm as u32),
-                Kind::Mov32Reg => reg[d] = u64::from(reg[s] as u32),
-                Kind::Neg32 => reg[d] = u64::from((reg[d] as u32).wrapping_neg()),
-                Kind::MovSx8To32 => reg[d] = u64::from(reg[s] as i8 as i32 as u32),
-                Kind::MovSx16To32 => reg[d] = u64::from(reg[s] as i16 as i32 as u32),
-
-                Kind::Trunc16 => reg[d] &= 0xffff,
-                Kind::Trunc32 => reg[d] &= 0xffff_ffff,
-                Kind::Swap16 => reg[d] = u64::from((reg[d] as u16).swap_bytes()),
-                Kind::Swap32 => reg[d] = u64::from((reg[d] as u32).swap_bytes()),
-                Kind::Swap64 => reg[d] = reg[d].swap_bytes(),
-
-                Kind::Ldx8 => reg[d] = u64::from(mem!(hot.load::<1>(mem, addr_s()))[0]),
-                Kind::Ldx16 => reg[d] = u64::from(u16::from_le_bytes(mem!(hot.load(mem, addr_s())))),
-                Kind::Ldx32 => reg[d] = u64::from(u32::from_le_bytes(mem!(hot.load(mem, addr_s())))),
-                Kind::Ldx64 => reg[d] = u64::from_le_bytes(mem!(hot.load(mem, addr_s()))),
-                Kind::Ldxs8 => reg[d] = mem!(hot.load::<1>(mem, addr_s()))[0] as i8 as i64 as u64,
-                Kind::Ldxs16 => reg[d] = i16::from_le_bytes(mem!(hot.load(mem, addr_s()))) as i64 as u64,
-                Kind::Ldxs32 => reg[d] = i32::from_le_bytes(mem!(hot.load(mem, addr_s()))) as i64 as u64,
-                Kind::St8 => mem!(hot.store(mem, addr_d(), [imm as u8])),
-                Kind::St16 => mem!(hot.store(mem, addr_d(), (imm as u16).to_le_bytes())),
-                Kind::St32 => mem!(hot.store(mem, addr_d(), (imm as u32).to_le_bytes())),
-                Kind::St64 => mem!(hot.store(mem, addr_d(), imm.to_le_bytes())),
-                Kind::Stx8 => mem!(hot.store(mem, addr_d(), [reg[s] as u8])),
-                Kind::Stx16 => mem!(hot.store(mem, addr_d(), (reg[s] as u16).to_le_bytes())),
-                Kind::Stx32 => mem!(hot.store(mem, addr_d(), (reg[s] as u32).to_le_bytes())),
-                Kind::Stx64 => mem!(hot.store(mem, addr_d(), reg[s].to_le_bytes())),
-                Kind::Atomic => mem!(atomic(mem, &mut reg, d, s, op.off, op.imm as u64, op.aux)),
-                Kind::LdAbs | Kind::LdInd => {
-                    let base = if op.kind == Kind::LdInd { reg[s] as u32 as i32 as i64 } else { 0 };
-                    let Some(pkt) = mem.regions.iter().find(|r| r.kind == RegionKind::Packet).copied() else {
-                        fail!(RunErrorKind::NoPacket);
-                    };
-                    let off = base + op.imm;
-                    let size = op.off as u64;
-                    // Like the kernel, an out-of-range offset ends the program with r0 = 0.
-                    if off < 0 || (off as u64).saturating_add(size) > pkt.len {
-                        return Ok(0);
-                    }
-                    let a = pkt.start + off as u64;
-                    reg[0] = match size {
-                        1 => u64::from(mem!(hot.load::<1>(mem, a))[0]),
-                        2 => u64::from(u16::from_be_bytes(mem!(hot.load(mem, a)))),
-                        _ => u64::from(u32::from_be_bytes(mem!(hot.load(mem, a)))),
-                    };
-                }
-
-                Kind::Ja => jump!(op.off),
-                Kind::Nop | Kind::LddwTail => {}
-                Kind::Jeq64Imm => cond!(reg[d] == imm, op),
-                Kind::Jeq64Reg => cond!(reg[d] == reg[s], op),
-                Kind::Jne64Imm => cond!(reg[d] != imm, op),
-                Kind::Jne64Reg => cond!(reg[d] != reg[s], op),
-                Kind::Jgt64Imm => cond!(reg[d] > imm, op),
-                Kind::Jgt64Reg => cond!(reg[d] > reg[s], op),
-                Kind::Jge64Imm => cond!(reg[d] >= imm, op),
-                Kind::Jge64Reg => cond!(reg[d] >= reg[s], op),
-                Kind::Jlt64Imm => cond!(reg[d] < imm, op),
-                Kind::Jlt64Reg => cond!(reg[d] < reg[s], op),
-                Kind::Jle64Imm => cond!(reg[d] <= imm, op),
-                Kind::Jle64Reg => cond!(reg[d] <= reg[s], op),
-                Kind::Jset64Imm => cond!(reg[d] & imm != 0, op),
-                Kind::Jset64Reg => cond!(reg[d] & reg[s] != 0, op),
-                Kind::Jsgt64Imm => cond!((reg[d] as i64) > op.imm, op),
-                Kind::Jsgt64Reg => cond!((reg[d] as i64) > (reg[s] as i64), op),
-                Kind::Jsge64Imm => cond!((reg[d] as i64) >= op.imm, op),
-                Kind::Jsge64Reg => cond!((reg[d] as i64) >= (reg[s] as i64), op),
-                Kind::Jslt64Imm => cond!((reg[d] as i64) < op.imm, op),
-                Kind::Jslt64Reg => cond!((reg[d] as i64) < (reg[s] as i64), op),
-                Kind::Jsle64Imm => cond!((reg[d] as i64) <= op.imm, op),
-                Kind::Jsle64Reg => cond!((reg[d] as i64) <= (reg[s] as i64), op),
-                Kind::Jeq32Imm => cond!(reg[d] as u32 == imm as u32, op),
-                Kind::Jeq32Reg => cond!(reg[d] as u32 == reg[s] as u32, op),
-                Kind::Jne32Imm => cond!(reg[d] as u32 != imm as u32, op),
-                Kind::Jne32Reg => cond!(reg[d] as u32 != reg[s] as u32, op),
-                Kind::Jgt32Imm => cond!(reg[d] as u32 > imm as u32, op),
-                Kind::Jgt32Reg => cond!(reg[d] as u32 > reg[s] as u32, op),
-                Kind::Jge32Imm => cond!(reg[d] as u32 >= imm as u32, op),
-                Kind::Jge32Reg => cond!(reg[d] as u32 >= reg[s] as u32, op),
-                Kind::Jlt32Imm => cond!((reg[d] as u32) < imm as u32, op),
-                Kind::Jlt32Reg => cond!((reg[d] as u32) < reg[s] as u32, op),
-                Kind::Jle32Imm => cond!(reg[d] as u32 <= imm as u32, op),
-                Kind::Jle32Reg => cond!(reg[d] as u32 <= reg[s] as u32, op),
-                Kind::Jset32Imm => cond!(reg[d] as u32 & imm as u32 != 0, op),
-                Kind::Jset32Reg => cond!(reg[d] as u32 & reg[s] as u32 != 0, op),
-                Kind::Jsgt32Imm => cond!(reg[d] as i32 > imm as i32, op),
-                Kind::Jsgt32Reg => cond!(reg[d] as i32 > reg[s] as i32, op),
-                Kind::Jsge32Imm => cond!(reg[d] as i32 >= imm as i32, op),
-                Kind::Jsge32Reg => cond!(reg[d] as i32 >= reg[s] as i32, op),
-                Kind::Jslt32Imm => cond!((reg[d] as i32) < imm as i32, op),
-                Kind::Jslt32Reg => cond!((reg[d] as i32) < reg[s] as i32, op),
-                Kind::Jsle32Imm => cond!(reg[d] as i32 <= imm as i32, op),
-                Kind::Jsle32Reg => cond!(reg[d] as i32 <= reg[s] as i32, op),
-
-                Kind::CallHelper | Kind::CallX => {
-                    let idx = if op.kind == Kind::CallHelper {
-                        op.imm as usize
-                    } else {
-                        let value = reg[d];
-                        match i32::try_from(value).ok().and_then(|id| prog.helper_ids.get(&id)) {
-                            Some(&i) => i,
-                            None => fail!(RunErrorKind::UnknownHelper { value }),
+                    let d = op.dst as usize;
+                    let s = op.src as usize;
+                    let imm = op.imm as u64;
+                    let addr_s = || reg[s].wrapping_add(op.off as i64 as u64);
+                    let addr_d = || reg[d].wrapping_add(op.off as i64 as u64);
+                    match op.kind {
+                        Kind::Add64Imm => reg[d] = reg[d].wrapping_add(imm),
+                        Kind::Add64Reg => reg[d] = reg[d].wrapping_add(reg[s]),
+                        Kind::Sub64Imm => reg[d] = reg[d].wrapping_sub(imm),
+                        Kind::Sub64Reg => reg[d] = reg[d].wrapping_sub(reg[s]),
+                        Kind::Mul64Imm => reg[d] = reg[d].wrapping_mul(imm),
+                        Kind::Mul64Reg => reg[d] = reg[d].wrapping_mul(reg[s]),
+                        Kind::Div64Imm => reg[d] = div64(reg[d], imm),
+                        Kind::Div64Reg => reg[d] = div64(reg[d], reg[s]),
+                        Kind::SDiv64Imm => reg[d] = sdiv64(reg[d], imm),
+                        Kind::SDiv64Reg => reg[d] = sdiv64(reg[d], reg[s]),
+                        Kind::Mod64Imm => reg[d] = mod64(reg[d], imm),
+                        Kind::Mod64Reg => reg[d] = mod64(reg[d], reg[s]),
+                        Kind::SMod64Imm => reg[d] = smod64(reg[d], imm),
+                        Kind::SMod64Reg => reg[d] = smod64(reg[d], reg[s]),
+                        Kind::Or64Imm => reg[d] |= imm,
+                        Kind::Or64Reg => reg[d] |= reg[s],
+                        Kind::And64Imm => reg[d] &= imm,
+                        Kind::And64Reg => reg[d] &= reg[s],
+                        Kind::Xor64Imm => reg[d] ^= imm,
+                        Kind::Xor64Reg => reg[d] ^= reg[s],
+                        Kind::Lsh64Imm => reg[d] <<= imm & 63,
+                        Kind::Lsh64Reg => reg[d] <<= reg[s] & 63,
+                        Kind::Rsh64Imm => reg[d] >>= imm & 63,
+                        Kind::Rsh64Reg => reg[d] >>= reg[s] & 63,
+                        Kind::Arsh64Imm => reg[d] = ((reg[d] as i64) >> (imm & 63)) as u64,
+                        Kind::Arsh64Reg => reg[d] = ((reg[d] as i64) >> (reg[s] & 63)) as u64,
+                        Kind::Mov64Imm => reg[d] = imm,
+                        Kind::Mov64Reg => reg[d] = reg[s],
+                        Kind::Neg64 => reg[d] = reg[d].wrapping_neg(),
+                        Kind::MovSx8To64 => reg[d] = reg[s] as i8 as i64 as u64,
+                        Kind::MovSx16To64 => reg[d] = reg[s] as i16 as i64 as u64,
+                        Kind::MovSx32To64 => reg[d] = reg[s] as i32 as i64 as u64,
+                        Kind::Lddw => {
+                            reg[d] = imm;
+                            pc += 1;
                         }
-                    };
-                    let helper = &prog.helpers[idx];
-                    let mut ctx = HelperCtx { mem: &mut *mem, exit: None };
-                    let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                    match (helper.func)(&mut ctx, args) {
-                        Ok(v) => reg[0] = v,
-                        Err(source) => {
-                            let id = prog.helper_ids.iter().find(|(_, i)| **i == idx).map_or(0, |(id, _)| *id);
-                            fail!(RunErrorKind::Helper { id, name: helper.name, source })
+
+                        Kind::Add32Imm => reg[d] = u64::from((reg[d] as u32).wrapping_add(imm as u32)),
+                        Kind::Add32Reg => reg[d] = u64::from((reg[d] as u32).wrapping_add(reg[s] as u32)),
+                        Kind::Sub32Imm => reg[d] = u64::from((reg[d] as u32).wrapping_sub(imm as u32)),
+                        Kind::Sub32Reg => reg[d] = u64::from((reg[d] as u32).wrapping_sub(reg[s] as u32)),
+                        Kind::Mul32Imm => reg[d] = u64::from((reg[d] as u32).wrapping_mul(imm as u32)),
+                        Kind::Mul32Reg => reg[d] = u64::from((reg[d] as u32).wrapping_mul(reg[s] as u32)),
+                        Kind::Div32Imm => reg[d] = u64::from(div32(reg[d] as u32, imm as u32)),
+                        Kind::Div32Reg => reg[d] = u64::from(div32(reg[d] as u32, reg[s] as u32)),
+                        Kind::SDiv32Imm => reg[d] = u64::from(sdiv32(reg[d] as u32, imm as u32)),
+                        Kind::SDiv32Reg => reg[d] = u64::from(sdiv32(reg[d] as u32, reg[s] as u32)),
+                        Kind::Mod32Imm => reg[d] = u64::from(mod32(reg[d] as u32, imm as u32)),
+                        Kind::Mod32Reg => reg[d] = u64::from(mod32(reg[d] as u32, reg[s] as u32)),
+                        Kind::SMod32Imm => reg[d] = u64::from(smod32(reg[d] as u32, imm as u32)),
+                        Kind::SMod32Reg => reg[d] = u64::from(smod32(reg[d] as u32, reg[s] as u32)),
+                        Kind::Or32Imm => reg[d] = u64::from(reg[d] as u32 | imm as u32),
+                        Kind::Or32Reg => reg[d] = u64::from(reg[d] as u32 | reg[s] as u32),
+                        Kind::And32Imm => reg[d] = u64::from(reg[d] as u32 & imm as u32),
+                        Kind::And32Reg => reg[d] = u64::from(reg[d] as u32 & reg[s] as u32),
+                        Kind::Xor32Imm => reg[d] = u64::from(reg[d] as u32 ^ imm as u32),
+                        Kind::Xor32Reg => reg[d] = u64::from(reg[d] as u32 ^ reg[s] as u32),
+                        Kind::Lsh32Imm => reg[d] = u64::from((reg[d] as u32) << (imm & 31)),
+                        Kind::Lsh32Reg => reg[d] = u64::from((reg[d] as u32) << (reg[s] & 31)),
+                        Kind::Rsh32Imm => reg[d] = u64::from((reg[d] as u32) >> (imm & 31)),
+                        Kind::Rsh32Reg => reg[d] = u64::from((reg[d] as u32) >> (reg[s] & 31)),
+                        Kind::Arsh32Imm => reg[d] = u64::from(((reg[d] as i32) >> (imm & 31)) as u32),
+                        Kind::Arsh32Reg => reg[d] = u64::from(((reg[d] as i32) >> (reg[s] & 31)) as u32),
+                        Kind::Mov32Imm => reg[d] = u64::from(imm as u32),
+                        Kind::Mov32Reg => reg[d] = u64::from(reg[s] as u32),
+                        Kind::Neg32 => reg[d] = u64::from((reg[d] as u32).wrapping_neg()),
+                        Kind::MovSx8To32 => reg[d] = u64::from(reg[s] as i8 as i32 as u32),
+                        Kind::MovSx16To32 => reg[d] = u64::from(reg[s] as i16 as i32 as u32),
+
+                        Kind::Trunc16 => reg[d] &= 0xffff,
+                        Kind::Trunc32 => reg[d] &= 0xffff_ffff,
+                        Kind::Swap16 => reg[d] = u64::from((reg[d] as u16).swap_bytes()),
+                        Kind::Swap32 => reg[d] = u64::from((reg[d] as u32).swap_bytes()),
+                        Kind::Swap64 => reg[d] = reg[d].swap_bytes(),
+
+                        Kind::Ldx8 => reg[d] = mem!(hot.load::<1>(mem, addr_s())),
+                        Kind::Ldx16 => reg[d] = mem!(hot.load::<2>(mem, addr_s())),
+                        Kind::Ldx32 => reg[d] = mem!(hot.load::<4>(mem, addr_s())),
+                        Kind::Ldx64 => reg[d] = mem!(hot.load::<8>(mem, addr_s())),
+                        Kind::Ldxs8 => reg[d] = mem!(hot.load::<1>(mem, addr_s())) as i8 as i64 as u64,
+                        Kind::Ldxs16 => reg[d] = mem!(hot.load::<2>(mem, addr_s())) as i16 as i64 as u64,
+                        Kind::Ldxs32 => reg[d] = mem!(hot.load::<4>(mem, addr_s())) as i32 as i64 as u64,
+                        Kind::St8 => mem!(hot.store::<1>(mem, addr_d(), imm)),
+                        Kind::St16 => mem!(hot.store::<2>(mem, addr_d(), imm)),
+                        Kind::St32 => mem!(hot.store::<4>(mem, addr_d(), imm)),
+                        Kind::St64 => mem!(hot.store::<8>(mem, addr_d(), imm)),
+                        Kind::Stx8 => mem!(hot.store::<1>(mem, addr_d(), reg[s])),
+                        Kind::Stx16 => mem!(hot.store::<2>(mem, addr_d(), reg[s])),
+                        Kind::Stx32 => mem!(hot.store::<4>(mem, addr_d(), reg[s])),
+                        Kind::Stx64 => mem!(hot.store::<8>(mem, addr_d(), reg[s])),
+                        Kind::Atomic => mem!(atomic(mem, &mut reg, d, s, op.off, op.imm as u64, op.aux)),
+                        Kind::LdAbs | Kind::LdInd => {
+                            let base = if op.kind == Kind::LdInd { reg[s] as u32 as i32 as i64 } else { 0 };
+                            let Some(pkt) = mem.regions.iter().find(|r| r.kind == RegionKind::Packet).copied() else {
+                                fail!(RunErrorKind::NoPacket);
+                            };
+                            let off = base + op.imm;
+                            let size = op.off as u64;
+                            // Like the kernel, an out-of-range offset ends the program with r0 = 0.
+                            if off < 0 || (off as u64).saturating_add(size) > pkt.len {
+                                return Ok(0);
+                            }
+                            let a = pkt.start + off as u64;
+                            reg[0] = match size {
+                                1 => mem!(hot.load::<1>(mem, a)),
+                                2 => u64::from((mem!(hot.load::<2>(mem, a)) as u16).swap_bytes()),
+                                _ => u64::from((mem!(hot.load::<4>(mem, a)) as u32).swap_bytes()),
+                            };
                         }
-                    }
-                    if let Some(r0) = ctx.exit {
-                        return Ok(r0);
+
+                        Kind::Ja => jump!(op.off),
+                        Kind::Nop | Kind::LddwTail => {}
+                        Kind::Jeq64Imm => cond!(reg[d] == imm, op),
+                        Kind::Jeq64Reg => cond!(reg[d] == reg[s], op),
+                        Kind::Jne64Imm => cond!(reg[d] != imm, op),
+                        Kind::Jne64Reg => cond!(reg[d] != reg[s], op),
+                        Kind::Jgt64Imm => cond!(reg[d] > imm, op),
+                        Kind::Jgt64Reg => cond!(reg[d] > reg[s], op),
+                        Kind::Jge64Imm => cond!(reg[d] >= imm, op),
+                        Kind::Jge64Reg => cond!(reg[d] >= reg[s], op),
+                        Kind::Jlt64Imm => cond!(reg[d] < imm, op),
+                        Kind::Jlt64Reg => cond!(reg[d] < reg[s], op),
+                        Kind::Jle64Imm => cond!(reg[d] <= imm, op),
+                        Kind::Jle64Reg => cond!(reg[d] <= reg[s], op),
+                        Kind::Jset64Imm => cond!(reg[d] & imm != 0, op),
+                        Kind::Jset64Reg => cond!(reg[d] & reg[s] != 0, op),
+                        Kind::Jsgt64Imm => cond!((reg[d] as i64) > op.imm, op),
+                        Kind::Jsgt64Reg => cond!((reg[d] as i64) > (reg[s] as i64), op),
+                        Kind::Jsge64Imm => cond!((reg[d] as i64) >= op.imm, op),
+                        Kind::Jsge64Reg => cond!((reg[d] as i64) >= (reg[s] as i64), op),
+                        Kind::Jslt64Imm => cond!((reg[d] as i64) < op.imm, op),
+                        Kind::Jslt64Reg => cond!((reg[d] as i64) < (reg[s] as i64), op),
+                        Kind::Jsle64Imm => cond!((reg[d] as i64) <= op.imm, op),
+                        Kind::Jsle64Reg => cond!((reg[d] as i64) <= (reg[s] as i64), op),
+                        Kind::Jeq32Imm => cond!(reg[d] as u32 == imm as u32, op),
+                        Kind::Jeq32Reg => cond!(reg[d] as u32 == reg[s] as u32, op),
+                        Kind::Jne32Imm => cond!(reg[d] as u32 != imm as u32, op),
+                        Kind::Jne32Reg => cond!(reg[d] as u32 != reg[s] as u32, op),
+                        Kind::Jgt32Imm => cond!(reg[d] as u32 > imm as u32, op),
+                        Kind::Jgt32Reg => cond!(reg[d] as u32 > reg[s] as u32, op),
+                        Kind::Jge32Imm => cond!(reg[d] as u32 >= imm as u32, op),
+                        Kind::Jge32Reg => cond!(reg[d] as u32 >= reg[s] as u32, op),
+                        Kind::Jlt32Imm => cond!((reg[d] as u32) < imm as u32, op),
+                        Kind::Jlt32Reg => cond!((reg[d] as u32) < reg[s] as u32, op),
+                        Kind::Jle32Imm => cond!(reg[d] as u32 <= imm as u32, op),
+                        Kind::Jle32Reg => cond!(reg[d] as u32 <= reg[s] as u32, op),
+                        Kind::Jset32Imm => cond!(reg[d] as u32 & imm as u32 != 0, op),
+                        Kind::Jset32Reg => cond!(reg[d] as u32 & reg[s] as u32 != 0, op),
+                        Kind::Jsgt32Imm => cond!(reg[d] as i32 > imm as i32, op),
+                        Kind::Jsgt32Reg => cond!(reg[d] as i32 > reg[s] as i32, op),
+                        Kind::Jsge32Imm => cond!(reg[d] as i32 >= imm as i32, op),
+                        Kind::Jsge32Reg => cond!(reg[d] as i32 >= reg[s] as i32, op),
+                        Kind::Jslt32Imm => cond!((reg[d] as i32) < imm as i32, op),
+                        Kind::Jslt32Reg => cond!((reg[d] as i32) < reg[s] as i32, op),
+                        Kind::Jsle32Imm => cond!(reg[d] as i32 <= imm as i32, op),
+                        Kind::Jsle32Reg => cond!(reg[d] as i32 <= reg[s] as i32, op),
+
+                        Kind::CallHelper | Kind::CallX => {
+                            let idx = if op.kind == Kind::CallHelper {
+                                op.imm as usize
+                            } else {
+                                let value = reg[d];
+                                match i32::try_from(value).ok().and_then(|id| prog.helper_ids.get(&id)) {
+                                    Some(&i) => i,
+                                    None => fail!(RunErrorKind::UnknownHelper { value }),
+                                }
+                            };
+                            let helper = &prog.helpers[idx];
+                            match &helper.kind {
+                                HelperKind::Func(func) => {
+                                    let mut ctx = HelperCtx {
+                                        mem: &mut *mem,
+                                        exit: None,
+                                        env: &mut *env,
+                                        regions_changed: false,
+                                    };
+                                    let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                                    let result = func(&mut ctx, args);
+                                    let (exit, changed) = (ctx.exit, ctx.regions_changed);
+                                    if changed {
+                                        hot.first = mem.regions.first().copied().unwrap_or(Region::EMPTY);
+                                    }
+                                    match result {
+                                        Ok(v) => reg[0] = v,
+                                        Err(source) => {
+                                            fail!(RunErrorKind::Helper {
+                                                id: prog.table_ids[idx],
+                                                name: helper.name,
+                                                source
+                                            })
+                                        }
+                                    }
+                                    if let Some(r0) = exit {
+                                        return Ok(r0);
+                                    }
+                                }
+                                HelperKind::TailCall(resolve) => {
+                                    let mut ctx = HelperCtx {
+                                        mem: &mut *mem,
+                                        exit: None,
+                                        env: &mut *env,
+                                        regions_changed: false,
+                                    };
+                                    let target = resolve(&mut ctx, reg[2], reg[3]);
+                                    if ctx.regions_changed {
+                                        hot.first = mem.regions.first().copied().unwrap_or(Region::EMPTY);
+                                    }
+                                    if let Some(target) = target
+                                        && tail_calls < MAX_TAIL_CALLS
+                                    {
+                                        // The current frame continues in `target` from its start, with
+                                        // a fresh stack frame and budget; callers keep their programs.
+                                        tail_calls += 1;
+                                        for f in frames.iter_mut().filter(|f| f.prog.is_none()) {
+                                            f.prog = Some(Arc::clone(&cur));
+                                        }
+                                        enter_frame(frames.len());
+                                        budget = frame_budget;
+                                        pc = 0;
+                                        break 'run target;
+                                    }
+                                    // A failed tail call falls through, r0 unchanged.
+                                }
+                                HelperKind::Loop => {
+                                    let (count, callback, loop_ctx, flags) = (reg[1], reg[2], reg[3], reg[4]);
+                                    if flags != 0 {
+                                        reg[0] = EINVAL;
+                                    } else if count > MAX_LOOPS {
+                                        reg[0] = E2BIG;
+                                    } else if count == 0 {
+                                        reg[0] = 0;
+                                    } else {
+                                        let Some(cb) = prog.pc_of_code_address(callback) else {
+                                            fail!(RunErrorKind::BadCallback { value: callback });
+                                        };
+                                        if frames.len() + 1 >= MAX_CALL_FRAMES {
+                                            fail!(RunErrorKind::CallDepth { max: MAX_CALL_FRAMES });
+                                        }
+                                        let state = LoopState { callback: cb, index: 0, count, ctx: loop_ctx };
+                                        frames.push(Frame {
+                                            ret_pc: pc,
+                                            saved: [reg[6], reg[7], reg[8], reg[9]],
+                                            budget,
+                                            prog: None,
+                                            looping: Some(state),
+                                        });
+                                        let depth = frames.len();
+                                        enter_frame(depth);
+                                        set_stack(mem, &mut hot, depth);
+                                        reg[10] = fp(depth);
+                                        reg[1] = 0;
+                                        reg[2] = loop_ctx;
+                                        budget = frame_budget;
+                                        pc = cb;
+                                    }
+                                }
+                            }
+                        }
+                        Kind::CallLocal => {
+                            if frames.len() + 1 >= MAX_CALL_FRAMES {
+                                fail!(RunErrorKind::CallDepth { max: MAX_CALL_FRAMES });
+                            }
+                            frames.push(Frame {
+                                ret_pc: pc,
+                                saved: [reg[6], reg[7], reg[8], reg[9]],
+                                budget,
+                                prog: None,
+                                looping: None,
+                            });
+                            budget = frame_budget;
+                            let depth = frames.len();
+                            enter_frame(depth);
+                            set_stack(mem, &mut hot, depth);
+                            reg[10] = fp(depth);
+                            jump!(op.off);
+                        }
+                        Kind::Exit => match frames.pop() {
+                            None => return Ok(reg[0]),
+                            Some(mut f) => {
+                                if let Some(mut l) = f.looping {
+                                    // A bpf_loop callback returned: 1 stops the loop, 0 goes on.
+                                    l.index += 1;
+                                    if reg[0] != 1 && l.index < l.count {
+                                        back_edges_left -= 1;
+                                        if back_edges_left == 0 {
+                                            fail!(RunErrorKind::BranchLimit { limit: *branch_limit });
+                                        }
+                                        f.looping = Some(l);
+                                        reg[6..10].copy_from_slice(&f.saved);
+                                        frames.push(f);
+                                        enter_frame(frames.len());
+                                        reg[10] = fp(frames.len());
+                                        reg[1] = l.index;
+                                        reg[2] = l.ctx;
+                                        budget = frame_budget;
+                                        pc = l.callback;
+                                        continue;
+                                    }
+                                    reg[0] = l.index;
+                                }
+                                reg[6..10].copy_from_slice(&f.saved);
+                                budget = f.budget;
+                                pc = f.ret_pc;
+                                let depth = frames.len();
+                                set_stack(mem, &mut hot, depth);
+                                reg[10] = fp(depth);
+                                if let Some(p) = f.prog
+                                    && !Arc::ptr_eq(&p, &cur)
+                                {
+                                    break 'run p;
+                                }
+                            }
+                        },
+                        Kind::GotoX => {
+                            let value = reg[d];
+                            match prog.pc_of_code_address(value) {
+                                Some(idx) => jump!(idx),
+                                None => fail!(RunErrorKind::BadIndirectJump { value }),
+                            }
+                        }
+                        Kind::MayGoto => {
+                            if budget == 0 {
+                                jump!(op.off);
+                            } else {
+                                budget -= 1;
+                            }
+                        }
+                        Kind::End => fail!(RunErrorKind::FellOffEnd),
                     }
                 }
-                Kind::CallLocal => {
-                    if frames.len() + 1 >= MAX_CALL_FRAMES {
-                        fail!(RunErrorKind::CallDepth { max: MAX_CALL_FRAMES });
-                    }
-                    frames.push(Frame { ret_pc: pc, saved: [reg[6], reg[7], reg[8], reg[9]], budget });
-                    budget = frame_budget;
-                    let depth = frames.len();
-                    enter_frame(depth);
-                    set_stack(mem, &mut hot, depth);
-                    reg[10] = stack_top - (depth * STACK_SIZE) as u64;
-                    jump!(op.off);
-                }
-                Kind::Exit => match frames.pop() {
-                    None => return Ok(reg[0]),
-                    Some(f) => {
-                        reg[6..10].copy_from_slice(&f.saved);
-                        budget = f.budget;
-                        pc = f.ret_pc;
-                        let depth = frames.len();
-                        set_stack(mem, &mut hot, depth);
-                        reg[10] = stack_top - (depth * STACK_SIZE) as u64;
-                    }
-                },
-                Kind::GotoX => {
-                    let value = reg[d];
-                    let rel = value.wrapping_sub(prog.code_base());
-                    let idx = (rel / 8) as usize;
-                    if rel % 8 != 0 || idx >= prog.insn_start.len() || !prog.insn_start[idx] {
-                        fail!(RunErrorKind::BadIndirectJump { value });
-                    }
-                    jump!(idx);
-                }
-                Kind::MayGoto => {
-                    if budget == 0 {
-                        jump!(op.off);
-                    } else {
-                        budget -= 1;
-                    }
-                }
-                Kind::End => fail!(RunErrorKind::FellOffEnd),
-            }
+            };
+            cur = next;
         }
     }
 }

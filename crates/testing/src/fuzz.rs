@@ -239,6 +239,7 @@ fn shape(r: &Result<u64, RunError>) -> String {
             }
             AccessError::ReadOnly { size, kind, .. } => format!("read-only {kind}, size {size}"),
             AccessError::Misaligned { size, .. } => format!("misaligned, size {size}"),
+            AccessError::Context { .. } => a.to_string(),
         }
     }
     match r {
