@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod elf;
+mod objcmd;
 
 /// A userspace eBPF runtime: assemble, disassemble and run BPF programs.
 #[derive(Parser)]
@@ -20,6 +21,8 @@ struct Cli {
     command: Command,
 }
 
+// The command line is parsed once; the size of the `run` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Assemble a text file (llvm-objdump syntax or the uBPF dialect) into raw bytecode.
@@ -37,14 +40,62 @@ enum Command {
         /// Raw bytecode file or ELF object; `-` for standard input.
         file: PathBuf,
     },
-    /// Run a program and print r0.
+    /// Run a program: an ELF object's program over a packet capture (or a syscall program over
+    /// contexts), or an assembly file over a memory buffer.
     ///
-    /// The program gets one memory region: r1 points at it, r2 holds its length. Helper 5 is the
-    /// bpf_conformance suite's "unwind" helper; no other helpers are registered yet.
+    /// With OBJ: runs the program once per packet of --pcap (XDP: head/tail adjustments and
+    /// XDP_TX rewrite the packet), prints the count of each return value and the throughput.
+    /// With --asm: the program gets one memory region (r1 points at it, r2 holds its length),
+    /// helper 5 is the bpf_conformance suite's "unwind" helper, and r0 is printed.
     Run {
+        /// ELF object (clang -target bpf) to run.
+        #[arg(conflicts_with = "asm", required_unless_present = "asm")]
+        object: Option<PathBuf>,
+        /// Program to run (function or section name); optional when the object has one.
+        #[arg(long)]
+        prog: Option<String>,
+        /// Packet capture (pcap) to run the program over.
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
+        /// Run over the capture N times (results are those of the first round).
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
+        /// Write the packets that pass (XDP_PASS/XDP_TX, as the program left them) to a pcap.
+        #[arg(long, value_name = "FILE")]
+        out_pcap: Option<PathBuf>,
+        /// Write one decimal return value per packet, one per line.
+        #[arg(long, value_name = "FILE")]
+        retvals: Option<PathBuf>,
+        /// Write every map's final contents as JSON.
+        #[arg(long, value_name = "FILE")]
+        dump_maps: Option<PathBuf>,
+        /// Load map entries (same JSON; prog/map slots as {"key","prog"} / {"key","map"}) first.
+        #[arg(long, value_name = "FILE")]
+        map_init: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Spread the capture over N worker threads (per-CPU maps get one slot per worker).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Write bpf_trace_printk output here instead of standard error.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Print this map's contents (JSON) after the run.
+        #[arg(long, value_name = "MAP")]
+        dump_map: Option<String>,
+        /// A syscall program's context, as hex (repeat for several runs).
+        #[arg(long, value_name = "HEX")]
+        ctx: Vec<String>,
+        /// Contexts for a syscall program, one hex line per run.
+        #[arg(long, value_name = "FILE")]
+        ctx_file: Option<PathBuf>,
+        /// Write each syscall run's context after the run, one hex line per run.
+        #[arg(long, value_name = "FILE")]
+        ctx_out: Option<PathBuf>,
         /// Assembly file to run.
         #[arg(long = "asm", value_name = "FILE")]
-        asm: PathBuf,
+        asm: Option<PathBuf>,
         /// Memory contents as hex bytes ("00 01 ff" or "0001ff").
         #[arg(long, conflicts_with = "mem_file", value_name = "HEX")]
         mem: Option<String>,
@@ -67,6 +118,40 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Programs of an object.
+    Prog {
+        #[command(subcommand)]
+        command: ProgCommand,
+    },
+    /// Maps of an object.
+    Map {
+        #[command(subcommand)]
+        command: MapCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProgCommand {
+    /// List programs (name, section, type, size) and maps of an object.
+    List {
+        /// ELF object.
+        object: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum MapCommand {
+    /// Print a map's contents (after load and --map-init) as JSON. To see a map after a run,
+    /// use `bpfkit run OBJ --pcap F --dump-map MAP` or `--dump-maps FILE`.
+    Dump {
+        /// ELF object.
+        object: PathBuf,
+        /// Map name.
+        map: String,
+        /// Entries to load first (JSON, as `run --map-init`).
+        #[arg(long, value_name = "FILE")]
+        map_init: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -80,8 +165,66 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Asm { file, output } => cmd_asm(&file, output.as_deref()),
         Command::Disasm { file } => cmd_disasm(&file),
-        Command::Run { asm, mem, mem_file, backend, branch_limit } => {
-            cmd_run(&asm, mem.as_deref(), mem_file.as_deref(), backend, branch_limit)
+        Command::Run {
+            object,
+            prog,
+            pcap,
+            repeat,
+            out_pcap,
+            retvals,
+            dump_maps,
+            map_init,
+            json,
+            threads,
+            trace,
+            dump_map,
+            ctx,
+            ctx_file,
+            ctx_out,
+            asm,
+            mem,
+            mem_file,
+            backend,
+            branch_limit,
+        } => match (object, asm) {
+            (Some(object), _) if !ctx.is_empty() || ctx_file.is_some() => {
+                objcmd::run_syscall(&objcmd::SyscallOptions {
+                    object,
+                    prog,
+                    ctx,
+                    ctx_file,
+                    ctx_out,
+                    map_init,
+                    dump_maps,
+                    dump_map,
+                    trace,
+                })
+            }
+            (Some(object), _) => match pcap {
+                Some(pcap) => objcmd::run(&objcmd::RunOptions {
+                    object,
+                    prog,
+                    pcap,
+                    repeat,
+                    out_pcap,
+                    retvals,
+                    dump_maps,
+                    map_init,
+                    json,
+                    threads,
+                    trace,
+                    dump_map,
+                }),
+                None => {
+                    Err(anyhow::anyhow!("running an object needs --pcap FILE (or --ctx HEX for a syscall program)"))
+                }
+            },
+            (None, Some(asm)) => cmd_run(&asm, mem.as_deref(), mem_file.as_deref(), backend, branch_limit),
+            (None, None) => Err(anyhow::anyhow!("give an object to run, or --asm FILE")),
+        },
+        Command::Prog { command: ProgCommand::List { object } } => objcmd::prog_list(&object),
+        Command::Map { command: MapCommand::Dump { object, map, map_init } } => {
+            objcmd::map_dump(&object, &map, map_init.as_deref())
         }
         Command::ConformancePlugin { args } => return conformance_plugin(&args),
     };

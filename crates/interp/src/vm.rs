@@ -90,6 +90,8 @@ pub struct Vm {
     frames: Vec<Frame>,
     branch_limit: u64,
     may_goto_budget: u64,
+    /// Regions that stay valid across runs (map storage), checked after the run's own.
+    persistent: Vec<Region>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -99,9 +101,11 @@ impl std::fmt::Debug for Vm {
 }
 
 // SAFETY: the raw pointers in `mem` are only set for the duration of one `run` (which borrows
-// `self` mutably and every region for the call) and are cleared before it returns; at rest the
-// only region that can remain is the stack region, which points into `self.stack`, a heap
-// allocation owned by and moving with the `Vm`.
+// `self` mutably and every region for the call) and are cleared before it returns; at rest what
+// remains is the stack region, which points into `self.stack`, a heap allocation owned by and
+// moving with the `Vm`, and the persistent regions, whose callers promised (the safety contract
+// of `add_persistent_region`) that they stay valid for the `Vm`'s lifetime and may be accessed
+// from any thread.
 #[allow(unsafe_code)]
 unsafe impl Send for Vm {}
 
@@ -116,6 +120,7 @@ impl Vm {
             frames: Vec::with_capacity(MAX_CALL_FRAMES),
             branch_limit: u64::MAX,
             may_goto_budget: MAY_GOTO_BUDGET,
+            persistent: Vec::new(),
         }
     }
 
@@ -128,6 +133,28 @@ impl Vm {
     /// verified program terminates on its own; this bounds unverified ones (fuzzing, `run`).
     pub fn set_branch_limit(&mut self, limit: Option<u64>) {
         self.branch_limit = limit.unwrap_or(u64::MAX);
+    }
+
+    /// Adds a region that every run of this VM may access, e.g. a map's value storage.
+    ///
+    /// # Safety
+    ///
+    /// `[ptr, ptr + len)` must stay allocated, and valid for reads (and for writes when
+    /// `writable`), for as long as this `Vm` exists; other threads may access it concurrently
+    /// only through atomics or in ways the embedder accepts as racy map semantics (the
+    /// interpreter's plain loads and stores are not atomic, as BPF's are not).
+    #[allow(unsafe_code)]
+    pub unsafe fn add_persistent_region(&mut self, kind: RegionKind, ptr: *mut u8, len: usize, writable: bool) {
+        self.persistent.push(Region {
+            start: ptr as u64,
+            len: len as u64,
+            base: ptr,
+            writable,
+            kind,
+            alloc_start: ptr as u64,
+            alloc_len: len as u64,
+            alloc_base: ptr,
+        });
     }
 
     /// Sets the `may_goto` budget each frame starts with (default [`MAY_GOTO_BUDGET`], the
@@ -168,6 +195,7 @@ impl Vm {
                 None => self.mem.regions.push(r.to_region()),
             }
         }
+        self.mem.regions.extend_from_slice(&self.persistent);
         self.frames.clear();
         let result = self.exec(args, env);
         self.mem.regions.clear();
@@ -176,7 +204,7 @@ impl Vm {
     }
 
     fn exec(&mut self, args: [u64; 5], env: &mut dyn Any) -> Result<u64, RunError> {
-        let Vm { program, stack, mem, frames, branch_limit, may_goto_budget } = self;
+        let Vm { program, stack, mem, frames, branch_limit, may_goto_budget, .. } = self;
         let frame_budget = *may_goto_budget;
         let stack_base = stack.as_mut_ptr();
         let stack_len = stack.len();

@@ -500,6 +500,7 @@ impl<'d> Loader<'d> {
             })?;
             let empty = BTreeMap::new();
             let rels = self.code_relocs.get(&f.section).unwrap_or(&empty);
+            #[allow(clippy::needless_range_loop)] // `i` indexes `slots` and names the slot
             for i in 0..slots.len() {
                 let sec_slot = f.start + i;
                 let insn = slots[i];
@@ -547,8 +548,18 @@ impl<'d> Loader<'d> {
                             return Err(ObjectError::reloc(&fsec.name, r.offset, format!("type {} on lddw", r.r_type)));
                         }
                         if insn.src() == BPF_PSEUDO_FUNC || sym.section.is_some_and(|s| self.sections[s].exec) {
-                            // A function address (callback): like a call.
-                            let target = self.code_target(sym, insn.imm, &fsec.name, r.offset)?;
+                            // A function address (callback): the addend is a byte offset from
+                            // the symbol, where a call's is an instruction delta.
+                            let bytes = sym.value as i64 + i64::from(insn.imm);
+                            if bytes % 8 != 0 {
+                                return Err(ObjectError::reloc(
+                                    &fsec.name,
+                                    r.offset,
+                                    "function address not instruction-aligned",
+                                ));
+                            }
+                            let delta = (bytes / 8 - sym.value as i64 / 8 - 1) as i32;
+                            let target = self.code_target(sym, delta, &fsec.name, r.offset)?;
                             slots[i] = RawInsn::new(LDDW, insn.dst(), BPF_PSEUDO_FUNC, 0, 0);
                             pending_calls.push((base + i, target));
                             queue.push(self.callee(target, &fsec.name, r.offset)?);
@@ -597,7 +608,7 @@ impl<'d> Loader<'d> {
         if !self.sections[tsec].exec {
             return Err(ObjectError::reloc(sec, offset, format!("call to `{}`, which is not code", sym.name)));
         }
-        if sym.value % 8 != 0 {
+        if !sym.value.is_multiple_of(8) {
             return Err(ObjectError::reloc(sec, offset, format!("target `{}` is not instruction-aligned", sym.name)));
         }
         let t = (sym.value / 8) as i64 + i64::from(imm) + 1;

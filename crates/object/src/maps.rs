@@ -10,10 +10,15 @@ use object::elf;
 const ARRAY: u32 = 2;
 /// `BPF_MAP_TYPE_PROG_ARRAY`.
 const PROG_ARRAY: u32 = 3;
+/// `BPF_MAP_TYPE_HASH_OF_MAPS`.
+const HASH_OF_MAPS: u32 = 13;
 /// `BPF_F_RDONLY_PROG`.
 const F_RDONLY_PROG: u32 = 1 << 7;
 /// `BPF_F_MMAPABLE`.
 const F_MMAPABLE: u32 = 1 << 10;
+/// The kernel's largest array map value (`KMALLOC_MAX_SIZE` on x86-64): the limit for global
+/// data sections and `.kconfig`, checked before anything is allocated.
+pub const MAX_VALUE_SIZE: u32 = 1 << 22;
 
 /// Where a map definition came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +96,10 @@ fn is_data_section(name: &str) -> bool {
         || name.starts_with(".bss.")
 }
 
+fn too_big(size: u64) -> String {
+    format!("{size} bytes is more than the kernel's {MAX_VALUE_SIZE}-byte limit for a map value")
+}
+
 fn map_err(map: &str, reason: impl Into<String>) -> ObjectError {
     ObjectError::Map { map: map.to_string(), reason: reason.into() }
 }
@@ -112,7 +121,10 @@ pub(crate) fn collect(l: &Loader<'_>) -> Result<(Vec<MapDef>, Vec<Extern>), Obje
         let mut m = MapDef::new(&sec.name, MapOrigin::Data { section: sec.name.clone(), read_only });
         m.map_type = ARRAY;
         m.key_size = 4;
-        m.value_size = u32::try_from(sec.size).map_err(|_| ObjectError::section(&sec.name, "larger than 4 GiB"))?;
+        m.value_size = u32::try_from(sec.size)
+            .ok()
+            .filter(|&n| n <= MAX_VALUE_SIZE)
+            .ok_or_else(|| ObjectError::section(&sec.name, too_big(sec.size)))?;
         if m.value_size == 0 {
             continue;
         }
@@ -132,13 +144,22 @@ fn btf_maps(l: &Loader<'_>, si: usize, maps: &mut Vec<MapDef>) -> Result<(), Obj
     let data = l.sections[si].data;
     for var in vars {
         let mut m = map_from_btf(btf, var.name, var.ty)?;
+        // Clang leaves DATASEC offsets at 0 in objects; the symbol says where the map is (libbpf
+        // fixes the DATASEC up the same way).
+        let sym = l
+            .symbols
+            .iter()
+            .find(|s| s.section == Some(si) && s.name == var.name)
+            .ok_or_else(|| map_err(var.name, "no symbol in .maps"))?;
+        let (var_offset, var_size) = (sym.value, sym.size);
         // `.values = { [i] = &x }`: relocations in `.maps` inside this variable's bytes.
-        let value_slots_at = var.offset.saturating_add(values_member_offset(btf, var.ty).unwrap_or(u32::MAX));
+        let value_slots_at =
+            var_offset.saturating_add(u64::from(values_member_offset(btf, var.ty).unwrap_or(u32::MAX)));
         for r in l.data_relocs.get(&si).into_iter().flatten() {
-            if r.offset < u64::from(var.offset) || r.offset >= u64::from(var.offset) + u64::from(var.size) {
+            if r.offset < var_offset || r.offset >= var_offset.saturating_add(var_size) {
                 continue;
             }
-            let Some(rel) = r.offset.checked_sub(u64::from(value_slots_at)) else {
+            let Some(rel) = r.offset.checked_sub(value_slots_at) else {
                 return Err(ObjectError::reloc(
                     ".maps",
                     r.offset,
@@ -147,7 +168,8 @@ fn btf_maps(l: &Loader<'_>, si: usize, maps: &mut Vec<MapDef>) -> Result<(), Obj
             };
             let index =
                 u32::try_from(rel / 8).map_err(|_| ObjectError::reloc(".maps", r.offset, "index out of range"))?;
-            if index >= m.max_entries {
+            // For arrays the index must be a slot; for hash maps of maps it is the key.
+            if index >= m.max_entries && m.map_type != HASH_OF_MAPS {
                 return Err(ObjectError::reloc(
                     ".maps",
                     r.offset,
@@ -162,7 +184,7 @@ fn btf_maps(l: &Loader<'_>, si: usize, maps: &mut Vec<MapDef>) -> Result<(), Obj
             };
             m.init.push(init);
         }
-        if var.offset as usize > data.len() {
+        if var_offset.saturating_add(var_size) > data.len() as u64 {
             return Err(map_err(var.name, "definition outside the .maps section"));
         }
         maps.push(m);
@@ -299,15 +321,7 @@ fn legacy_maps(l: &Loader<'_>, si: usize, maps: &mut Vec<MapDef>) -> Result<(), 
 /// `.kconfig` and `__ksym` externs. Kconfig variables get a `.kconfig` map.
 fn externs(l: &Loader<'_>, maps: &mut Vec<MapDef>) -> Result<Vec<Extern>, ObjectError> {
     let mut out = Vec::new();
-    let kconfig_vars: Vec<(String, u32, u32)> = match &l.btf {
-        Some(btf) => btf
-            .datasec_vars(".kconfig")
-            .unwrap_or_default()
-            .iter()
-            .map(|v| (v.name.to_string(), v.offset, btf.size_of(v.ty).unwrap_or(v.size)))
-            .collect(),
-        None => Vec::new(),
-    };
+    let kconfig_vars = kconfig_layout(l)?;
     let ksyms_funcs: Vec<String> = match &l.btf {
         Some(btf) => btf
             .datasec_vars(".ksyms")
@@ -329,6 +343,9 @@ fn externs(l: &Loader<'_>, maps: &mut Vec<MapDef>) -> Result<Vec<Extern>, Object
             out.push(Extern::KsymVar { name: s.name.clone() });
         }
     }
+    if kconfig_size > MAX_VALUE_SIZE {
+        return Err(ObjectError::section(".kconfig", too_big(u64::from(kconfig_size))));
+    }
     if kconfig_size > 0 {
         let mut m = MapDef::new(".kconfig", MapOrigin::Kconfig);
         m.map_type = ARRAY;
@@ -338,6 +355,29 @@ fn externs(l: &Loader<'_>, maps: &mut Vec<MapDef>) -> Result<Vec<Extern>, Object
         m.flags = F_MMAPABLE | F_RDONLY_PROG;
         m.data = vec![0; kconfig_size as usize];
         maps.push(m);
+    }
+    Ok(out)
+}
+
+/// Where each `.kconfig` extern lives in the `.kconfig` map: in declaration order, each at its
+/// natural alignment (clang leaves the DATASEC offsets at 0; libbpf lays the externs out itself,
+/// and so does bpfkit: only the program and the map need to agree).
+pub(crate) fn kconfig_layout(l: &Loader<'_>) -> Result<Vec<(String, u32, u32)>, ObjectError> {
+    let Some(btf) = &l.btf else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let mut next = 0u32;
+    for v in btf.datasec_vars(".kconfig").unwrap_or_default() {
+        let size = btf.size_of(v.ty).map_err(|source| ObjectError::Btf { source })?;
+        if size == 0 || size > MAX_VALUE_SIZE {
+            return Err(ObjectError::section(".kconfig", format!("extern `{}` has size {size}", v.name)));
+        }
+        let align = size.min(8).next_power_of_two();
+        let offset = next.div_ceil(align) * align;
+        next = offset
+            .checked_add(size)
+            .filter(|&n| n <= MAX_VALUE_SIZE)
+            .ok_or_else(|| ObjectError::section(".kconfig", too_big(u64::from(offset) + u64::from(size))))?;
+        out.push((v.name.to_string(), offset, size));
     }
     Ok(out)
 }

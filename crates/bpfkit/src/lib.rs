@@ -1,0 +1,46 @@
+//! bpfkit: run clang-built BPF programs outside the kernel.
+//!
+//! [`Runtime`] plays the kernel: it owns maps, helpers (by the kernel's `bpf_func_id`) and
+//! kfuncs (by name), the clock and the CPU slots. [`Runtime::open`] plays libbpf: it parses an
+//! ELF object, creates its maps (BTF-defined, legacy, global data), binds relocations and
+//! prepares each program. A [`Worker`] (one per thread) runs programs: [`Prog::run_xdp`] over an
+//! [`XdpPacket`], [`Prog::run_skb`] over a frame, [`Prog::run_raw`] over a `syscall` context.
+//!
+//! Programs run in the bounds-checked reference interpreter: until the verifier lands, every
+//! memory access is checked at run time instead of proven at load time, and context accesses
+//! are translated through field tables ([`context`]) rather than rewritten.
+#![deny(unsafe_code)]
+
+pub mod context;
+pub mod env;
+pub mod helpers;
+pub mod printf;
+mod regions;
+pub mod runtime;
+
+pub use env::{Clock, MonotonicClock, SteppedClock};
+pub use runtime::{Object, Prog, Runtime, SkbMeta, Worker, XdpOutcome, XdpPacket};
+
+/// What can go wrong loading or running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Object(#[from] bpfkit_object::ObjectError),
+    #[error("map `{map}`: {reason}")]
+    Map { map: String, reason: String },
+    #[error("program `{program}`: {reason}")]
+    Program { program: String, reason: String },
+    #[error("extern `{name}`: {reason}")]
+    Extern { name: String, reason: String },
+    #[error("no {what} named `{name}`")]
+    NotFound { what: &'static str, name: String },
+    #[error("packet of {len} bytes is larger than the {max} bytes an XDP frame holds")]
+    PacketTooBig { len: usize, max: usize },
+    /// The kernel's `BPF_PROG_TEST_RUN` refuses this input with `-EINVAL`; so does bpfkit.
+    #[error("packet of {len} bytes refused (EINVAL, as the kernel's test run): {reason}")]
+    Refused { len: usize, reason: &'static str },
+    #[error("program `{program}`: {source}{line}")]
+    Run { program: String, source: bpfkit_interp::RunError, line: String },
+}

@@ -1,0 +1,764 @@
+//! The runtime ("the kernel") and loaded objects ("libbpf").
+
+use crate::context::{self, SK_BUFF_SIZE, XDP_MD_SIZE, skb_off, skb_shadow, xdp_geometry as geo, xdp_shadow};
+use crate::env::{Clock, CtxKind, MapTable, MonotonicClock, RunEnv};
+use crate::{Error, helpers};
+use bpfkit_interp::{CtxField, HelperCtx, HelperError, Helpers, MemoryRegion, Program, RegionKind, RunError, Vm};
+use bpfkit_isa::opcode::{BPF_PSEUDO_KFUNC_CALL, LDDW};
+use bpfkit_isa::{DecodeError, RawInsn, decode_program};
+use bpfkit_maps::{Map, MapSpec, MapType};
+use bpfkit_object::{Extern, MapDef, MapInit, MapOrigin, ObjectFile, ProgType, RelocTarget};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+/// Every map the runtime created, by token, so that helpers can reach inner maps of
+/// map-in-maps that are not named by the program.
+#[derive(Default)]
+pub struct MapRegistry {
+    maps: RwLock<HashMap<u64, Arc<Map>>>,
+}
+
+impl MapRegistry {
+    pub(crate) fn add(&self, m: &Arc<Map>) {
+        self.maps.write().expect("map registry lock").insert(MapTable::token(m), Arc::clone(m));
+    }
+    pub(crate) fn get(&self, token: u64) -> Option<Arc<Map>> {
+        self.maps.read().expect("map registry lock").get(&token).cloned()
+    }
+    pub(crate) fn all(&self) -> Vec<Arc<Map>> {
+        self.maps.read().expect("map registry lock").values().cloned().collect()
+    }
+}
+
+/// A kfunc: called like a helper, resolved by name at load.
+pub type KfuncFn = dyn Fn(&mut HelperCtx<'_>, [u64; 5]) -> Result<u64, HelperError> + Send + Sync;
+
+/// Program ids (what a host lookup of a prog array slot returns).
+static NEXT_PROG_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Helper ids bpfkit gives kfuncs inside the interpreter (never a kernel helper number).
+const KFUNC_BASE: i32 = 0x4000_0000;
+
+/// The runtime: owns the maps, the helpers and kfuncs, the clock and the number of CPU slots.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ncpus: u32,
+    clock: Arc<dyn Clock>,
+    maps: Arc<MapRegistry>,
+    helpers: RwLock<Helpers>,
+    kfuncs: RwLock<Vec<(String, Arc<KfuncFn>)>>,
+    kconfig: RwLock<HashMap<String, u64>>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::new()
+    }
+}
+
+impl Runtime {
+    /// A runtime with one CPU slot per available core.
+    pub fn new() -> Runtime {
+        let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        Runtime::with_cpus(ncpus)
+    }
+
+    /// A runtime with `ncpus` CPU slots (per-CPU maps get one value per slot; each worker thread
+    /// uses one slot).
+    pub fn with_cpus(ncpus: u32) -> Runtime {
+        let mut kconfig = HashMap::new();
+        // Documented `.kconfig` answers: the kernel version bpfkit claims, and CONFIG_HZ.
+        kconfig.insert("LINUX_KERNEL_VERSION".to_string(), (6u64 << 16) | (18 << 8));
+        kconfig.insert("CONFIG_HZ".to_string(), crate::env::HZ);
+        kconfig.insert("LINUX_HAS_BPF_COOKIE".to_string(), 1);
+        Runtime {
+            inner: Arc::new(Inner {
+                ncpus: ncpus.max(1),
+                clock: Arc::new(MonotonicClock::default()),
+                maps: Arc::default(),
+                helpers: RwLock::new(helpers::standard()),
+                kfuncs: RwLock::default(),
+                kconfig: RwLock::new(kconfig),
+            }),
+        }
+    }
+
+    /// Number of CPU slots.
+    pub fn ncpus(&self) -> u32 {
+        self.inner.ncpus
+    }
+
+    /// Replaces the clock (before loading objects).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Runtime {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("with_clock on a shared runtime"));
+        Runtime { inner: Arc::new(Inner { clock, ..inner }) }
+    }
+
+    /// Registers an extra helper (an embedding host's), by number.
+    pub fn register_helper(
+        &self,
+        id: i32,
+        name: &'static str,
+        f: impl Fn(&mut HelperCtx<'_>, [u64; 5]) -> Result<u64, HelperError> + Send + Sync + 'static,
+    ) {
+        self.inner.helpers.write().expect("helpers lock").register(id, name, f);
+    }
+
+    /// Registers a kfunc that objects declare `__ksym` and call by name.
+    pub fn register_kfunc(
+        &self,
+        name: &str,
+        f: impl Fn(&mut HelperCtx<'_>, [u64; 5]) -> Result<u64, HelperError> + Send + Sync + 'static,
+    ) {
+        self.inner.kfuncs.write().expect("kfuncs lock").push((name.to_string(), Arc::new(f)));
+    }
+
+    /// Sets the value a `.kconfig` extern reads (e.g. `CONFIG_HZ`).
+    pub fn set_kconfig(&self, name: &str, value: u64) {
+        self.inner.kconfig.write().expect("kconfig lock").insert(name.to_string(), value);
+    }
+
+    /// Opens and loads an object file.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Object, Error> {
+        let path = path.as_ref();
+        let data = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        self.load(&data)
+    }
+
+    /// Loads an object from its bytes: creates its maps, binds its relocations and prepares
+    /// every program it can run.
+    pub fn load(&self, data: &[u8]) -> Result<Object, Error> {
+        let file = ObjectFile::parse(data)?;
+        let mut maps = Vec::with_capacity(file.maps.len());
+        for def in &file.maps {
+            let m = Arc::new(self.create_map(def)?);
+            self.inner.maps.add(&m);
+            maps.push(m);
+        }
+        // Global data: initial values, then `.rodata` frozen.
+        for (def, m) in file.maps.iter().zip(&maps) {
+            match &def.origin {
+                MapOrigin::Data { read_only, .. } => {
+                    m.update(&0u32.to_le_bytes(), &def.data, 0).map_err(|e| map_error(def, e))?;
+                    if *read_only {
+                        m.freeze().map_err(|e| map_error(def, e))?;
+                    }
+                }
+                MapOrigin::Kconfig => {
+                    let mut value = vec![0u8; def.value_size as usize];
+                    let kconfig = self.inner.kconfig.read().expect("kconfig lock");
+                    for ext in &file.externs {
+                        if let Extern::Kconfig { name, offset, size } = ext {
+                            let v = kconfig.get(name).copied().ok_or_else(|| Error::Extern {
+                                name: name.clone(),
+                                reason: "unknown .kconfig value (bpfkit answers LINUX_KERNEL_VERSION, CONFIG_HZ, LINUX_HAS_BPF_COOKIE and those set with Runtime::set_kconfig)".into(),
+                            })?;
+                            let (o, s) = (*offset as usize, (*size as usize).min(8));
+                            value[o..o + s].copy_from_slice(&v.to_le_bytes()[..s]);
+                        }
+                    }
+                    m.update(&0u32.to_le_bytes(), &value, 0).map_err(|e| map_error(def, e))?;
+                    m.freeze().map_err(|e| map_error(def, e))?;
+                }
+                _ => {}
+            }
+        }
+        let mut table = MapTable::default();
+        for m in &maps {
+            table.insert(Arc::clone(m));
+        }
+        let table = Arc::new(table);
+
+        let mut programs = Vec::new();
+        for p in &file.programs {
+            let prog_type = p.prog_type.ok_or_else(|| Error::Program {
+                program: p.name.clone(),
+                reason: format!("section `{}` is not a program type libbpf knows", p.section),
+            })?;
+            let (insns, kfuncs) = self.bind(p, &file, &maps)?;
+            let mut helpers = self.inner.helpers.read().expect("helpers lock").clone();
+            for (i, (_, f)) in kfuncs.iter().enumerate() {
+                let f = Arc::clone(f);
+                helpers.register(KFUNC_BASE + i as i32, "kfunc", move |ctx, args| f(ctx, args));
+            }
+            let program = Program::load(&insns, &helpers)
+                .map_err(|e| Error::Program { program: p.name.clone(), reason: e.to_string() })?;
+            programs.push(Prog {
+                id: NEXT_PROG_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                name: p.name.clone(),
+                section: p.section.clone(),
+                prog_type,
+                program: Arc::new(program),
+                insns,
+                maps: Arc::clone(&table),
+                line_info: p.line_info.clone(),
+                runtime: self.clone(),
+            });
+        }
+        let object = Object {
+            runtime: self.clone(),
+            maps,
+            map_defs: file.maps.clone(),
+            programs,
+            license: file.license.clone(),
+            created: std::sync::Mutex::default(),
+        };
+        // Declarative initialisation: `.values = { [i] = &prog_or_map }`.
+        for (def, m) in object.map_defs.iter().zip(&object.maps) {
+            for init in &def.init {
+                object.init_slot(def, m, init)?;
+            }
+        }
+        Ok(object)
+    }
+
+    fn create_map(&self, def: &MapDef) -> Result<Map, Error> {
+        let spec = spec_of(def)?;
+        Map::create(spec, self.inner.ncpus as usize).map_err(|e| map_error(def, e))
+    }
+
+    /// The program's instructions with every relocation bound to this runtime's addresses.
+    #[allow(clippy::type_complexity)]
+    fn bind(
+        &self,
+        p: &bpfkit_object::Program,
+        file: &ObjectFile,
+        maps: &[Arc<Map>],
+    ) -> Result<(Vec<RawInsn>, Vec<(String, Arc<KfuncFn>)>), Error> {
+        let mut insns = p.insns.clone();
+        let mut kfuncs: Vec<(String, Arc<KfuncFn>)> = Vec::new();
+        let lddw = |insns: &mut Vec<RawInsn>, at: usize, value: u64| {
+            let dst = insns[at].dst();
+            insns[at] = RawInsn::new(LDDW, dst, 0, 0, value as u32 as i32);
+            insns[at + 1] = RawInsn::new(0, 0, 0, 0, (value >> 32) as u32 as i32);
+        };
+        for r in &p.relocs {
+            match &r.target {
+                RelocTarget::Map(i) => lddw(&mut insns, r.insn, MapTable::token(&maps[*i])),
+                RelocTarget::MapValue { map, offset } => {
+                    let m = &maps[*map];
+                    let g = bpfkit_maps::pin();
+                    let base = m.bpf_lookup(&0u32.to_le_bytes(), 0, &g).ok_or_else(|| Error::Program {
+                        program: p.name.clone(),
+                        reason: format!("insn {}: map `{}` has no direct value address", r.insn, file.maps[*map].name),
+                    })?;
+                    lddw(&mut insns, r.insn, base as u64 + u64::from(*offset));
+                }
+                RelocTarget::Kfunc { name } => {
+                    let registered = self.inner.kfuncs.read().expect("kfuncs lock");
+                    let f =
+                        registered.iter().find(|(n, _)| n == name).map(|(_, f)| Arc::clone(f)).ok_or_else(|| {
+                            Error::Program {
+                                program: p.name.clone(),
+                                reason: format!("insn {}: unknown kfunc `{name}`", r.insn),
+                            }
+                        })?;
+                    let idx = kfuncs.iter().position(|(n, _)| n == name).unwrap_or_else(|| {
+                        kfuncs.push((name.clone(), f));
+                        kfuncs.len() - 1
+                    });
+                    insns[r.insn] = RawInsn::new(0x85, 0, 0, 0, KFUNC_BASE + idx as i32);
+                }
+                RelocTarget::Ksym { name } => {
+                    return Err(Error::Program {
+                        program: p.name.clone(),
+                        reason: format!("insn {}: kernel symbol `{name}` (__ksym) is not available in bpfkit", r.insn),
+                    });
+                }
+            }
+        }
+        // Any kfunc call left unbound (no relocation) cannot run.
+        if let Some(l) = decode_program(&insns)
+            .map_err(|e: DecodeError| Error::Program { program: p.name.clone(), reason: e.to_string() })?
+            .iter()
+            .find(|l| matches!(l.insn, bpfkit_isa::Insn::Call(bpfkit_isa::CallTarget::Kfunc { .. })))
+        {
+            let _ = BPF_PSEUDO_KFUNC_CALL;
+            return Err(Error::Program {
+                program: p.name.clone(),
+                reason: format!("insn {}: kfunc call without a name", l.pc),
+            });
+        }
+        Ok((insns, kfuncs))
+    }
+}
+
+/// The name the kernel would keep: at most 15 characters of `[A-Za-z0-9_.]` (libbpf truncates).
+fn kernel_map_name(name: &str) -> String {
+    name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.').take(15).collect()
+}
+
+fn map_error(def: &MapDef, e: bpfkit_maps::MapError) -> Error {
+    Error::Map { map: def.name.clone(), reason: e.to_string() }
+}
+
+fn spec_of(def: &MapDef) -> Result<MapSpec, Error> {
+    let map_type = MapType::from_u32(def.map_type)
+        .ok_or_else(|| Error::Map { map: def.name.clone(), reason: format!("unknown map type {}", def.map_type) })?;
+    Ok(MapSpec {
+        name: kernel_map_name(&def.name),
+        map_type,
+        key_size: def.key_size,
+        value_size: def.value_size,
+        max_entries: def.max_entries,
+        flags: def.flags,
+        map_extra: def.map_extra,
+        inner: def.inner.as_deref().map(spec_of).transpose()?.map(Box::new),
+    })
+}
+
+/// A loaded object: its maps and programs.
+pub struct Object {
+    runtime: Runtime,
+    maps: Vec<Arc<Map>>,
+    map_defs: Vec<MapDef>,
+    programs: Vec<Prog>,
+    license: String,
+    /// Inner maps created from a map-in-map's template by a declarative initialiser.
+    created: std::sync::Mutex<Vec<(String, Arc<Map>)>>,
+}
+
+impl Object {
+    /// The runtime the object lives in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The object's license string.
+    pub fn license(&self) -> &str {
+        &self.license
+    }
+
+    /// Every program.
+    pub fn programs(&self) -> &[Prog] {
+        &self.programs
+    }
+
+    /// The program called `name` (function or section name).
+    pub fn program(&self, name: &str) -> Result<&Prog, Error> {
+        self.programs
+            .iter()
+            .find(|p| p.name == name)
+            .or_else(|| {
+                let mut it = self.programs.iter().filter(|p| p.section == name);
+                match (it.next(), it.next()) {
+                    (Some(p), None) => Some(p),
+                    _ => None,
+                }
+            })
+            .ok_or_else(|| Error::NotFound { what: "program", name: name.to_string() })
+    }
+
+    /// Every map with its name.
+    pub fn maps(&self) -> impl Iterator<Item = (&str, &Arc<Map>)> {
+        self.map_defs.iter().map(|d| d.name.as_str()).zip(&self.maps)
+    }
+
+    /// The map called `name`.
+    pub fn map(&self, name: &str) -> Result<&Arc<Map>, Error> {
+        self.maps()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| m)
+            .ok_or_else(|| Error::NotFound { what: "map", name: name.to_string() })
+    }
+
+    /// The name of the program a prog-array slot holds, if it is one of this object's.
+    pub fn program_name_of(&self, entry: &bpfkit_maps::ProgEntry) -> Option<&str> {
+        let handle = Arc::as_ptr(&entry.handle) as *const u8;
+        self.programs.iter().find(|p| Arc::as_ptr(&p.program) as *const u8 == handle).map(|p| p.name.as_str())
+    }
+
+    /// The name of `map` if this object defines or created it.
+    pub fn map_name_of(&self, map: &Arc<Map>) -> Option<String> {
+        self.maps().find(|(_, m)| Arc::ptr_eq(m, map)).map(|(n, _)| n.to_string()).or_else(|| {
+            self.created
+                .lock()
+                .expect("created maps lock")
+                .iter()
+                .find(|(_, m)| Arc::ptr_eq(m, map))
+                .map(|(n, _)| n.clone())
+        })
+    }
+
+    /// The definition of the map called `name`.
+    pub fn map_def(&self, name: &str) -> Option<&MapDef> {
+        self.map_defs.iter().find(|d| d.name == name)
+    }
+
+    /// Sets slot `index` of a prog array to program `prog` of this object.
+    pub fn set_prog_slot(&self, map: &str, index: u32, prog: &str) -> Result<(), Error> {
+        let m = self.map(map)?;
+        let p = self.program(prog)?;
+        m.update_prog(&index.to_le_bytes(), prog_entry(p), 0)
+            .map_err(|e| Error::Map { map: map.to_string(), reason: e.to_string() })
+    }
+
+    /// Sets slot `index` of a map-in-map to map `inner` of this object.
+    pub fn set_map_slot(&self, map: &str, index: &[u8], inner: &str) -> Result<(), Error> {
+        let m = self.map(map)?;
+        let i = self.map(inner)?;
+        m.update_inner_map(index, Arc::clone(i), 0)
+            .map_err(|e| Error::Map { map: map.to_string(), reason: e.to_string() })
+    }
+
+    fn init_slot(&self, def: &MapDef, m: &Arc<Map>, init: &MapInit) -> Result<(), Error> {
+        match init {
+            MapInit::Prog { index, prog } => {
+                let p = self.program(prog)?;
+                m.update_prog(&index.to_le_bytes(), prog_entry(p), 0).map_err(|e| map_error(def, e))
+            }
+            MapInit::Map { index, map } => {
+                // An inner map declared only by its template gets created here, as libbpf does.
+                let inner = match self.map(map) {
+                    Ok(i) => Arc::clone(i),
+                    Err(_) => {
+                        let tmpl = def.inner.as_deref().ok_or_else(|| Error::Map {
+                            map: def.name.clone(),
+                            reason: format!("slot {index} names `{map}`, which is not a map"),
+                        })?;
+                        let mut named = tmpl.clone();
+                        named.name = map.clone();
+                        let created = Arc::new(self.runtime.create_map(&named)?);
+                        self.runtime.inner.maps.add(&created);
+                        self.created.lock().expect("created maps lock").push((map.clone(), Arc::clone(&created)));
+                        created
+                    }
+                };
+                m.update_inner_map(&index.to_le_bytes(), inner, 0).map_err(|e| map_error(def, e))
+            }
+        }
+    }
+}
+
+fn prog_entry(p: &Prog) -> bpfkit_maps::ProgEntry {
+    bpfkit_maps::ProgEntry::new(p.id, Arc::clone(&p.program) as Arc<dyn std::any::Any + Send + Sync>)
+}
+
+/// A loaded program.
+pub struct Prog {
+    id: u32,
+    name: String,
+    section: String,
+    prog_type: ProgType,
+    program: Arc<Program>,
+    insns: Vec<RawInsn>,
+    maps: Arc<MapTable>,
+    line_info: Vec<bpfkit_object::LineInfo>,
+    runtime: Runtime,
+}
+
+impl std::fmt::Debug for Prog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prog").field("name", &self.name).field("section", &self.section).finish()
+    }
+}
+
+/// What an XDP program decided, and the packet as it left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XdpOutcome {
+    /// The return value (`XDP_ABORTED` 0, `XDP_DROP` 1, `XDP_PASS` 2, `XDP_TX` 3, `XDP_REDIRECT` 4).
+    pub action: u32,
+}
+
+impl Prog {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn section(&self) -> &str {
+        &self.section
+    }
+    pub fn prog_type(&self) -> ProgType {
+        self.prog_type
+    }
+    /// The bound instructions the interpreter runs.
+    pub fn insns(&self) -> &[RawInsn] {
+        &self.insns
+    }
+    /// Source lines of instructions (from BTF line info).
+    pub fn line_info(&self) -> &[bpfkit_object::LineInfo] {
+        &self.line_info
+    }
+
+    fn check_type(&self, allowed: &[ProgType], what: &str) -> Result<(), Error> {
+        if allowed.contains(&self.prog_type) {
+            Ok(())
+        } else {
+            Err(Error::Program {
+                program: self.name.clone(),
+                reason: format!("a {} program cannot run {what}", self.prog_type),
+            })
+        }
+    }
+
+    /// Runs an XDP program over `pkt` (in place: head/tail adjustments change it).
+    pub fn run_xdp(&self, w: &mut Worker, pkt: &mut XdpPacket) -> Result<XdpOutcome, Error> {
+        self.check_type(&[ProgType::Xdp], "over an XDP packet")?;
+        let data = geo::HEADROOM as u64;
+        let start_len = pkt.len;
+        let mut shadow = [0u8; xdp_shadow::SIZE];
+        let mut vm = w.take_vm(self);
+        w.env.ctx = CtxKind::Xdp;
+        let (frame, head, len) = (&mut pkt.frame, pkt.head, pkt.len);
+        let region = MemoryRegion::writable(RegionKind::Packet, &mut frame[..])
+            .with_window(head, len)
+            .expect("packet inside its frame");
+        let base = region.alloc_addr();
+        shadow[xdp_shadow::DATA..][..8].copy_from_slice(&(base + head as u64).to_le_bytes());
+        shadow[xdp_shadow::DATA_END..][..8].copy_from_slice(&(base + (head + len) as u64).to_le_bytes());
+        shadow[xdp_shadow::DATA_META..][..8].copy_from_slice(&(base + head as u64).to_le_bytes());
+        shadow[xdp_shadow::INGRESS_IFINDEX..][..4].copy_from_slice(&pkt.ingress_ifindex.to_le_bytes());
+        shadow[xdp_shadow::RX_QUEUE_INDEX..][..4].copy_from_slice(&pkt.rx_queue_index.to_le_bytes());
+        let ctx = MemoryRegion::context(&mut shadow, &context::XDP_MD_FIELDS, XDP_MD_SIZE);
+        let ctx_addr = ctx.addr();
+        w.env.guard = Some(bpfkit_maps::pin());
+        let result = vm.run_with_env(&[ctx, region], [ctx_addr, 0, 0, 0, 0], &mut w.env);
+        w.env.guard = None;
+        w.put_vm(self, vm);
+        let r0 = result.map_err(|e| self.run_error(e))?;
+        // The packet as the program left it: [data, data_end).
+        let rd = |at: usize| u64::from_le_bytes(shadow[at..at + 8].try_into().expect("8 bytes"));
+        pkt.head = (rd(xdp_shadow::DATA) - base) as usize;
+        pkt.len = (rd(xdp_shadow::DATA_END) - rd(xdp_shadow::DATA)) as usize;
+        pkt.meta = (rd(xdp_shadow::DATA) - rd(xdp_shadow::DATA_META)) as usize;
+        let _ = (data, start_len);
+        Ok(XdpOutcome { action: r0 as u32 })
+    }
+
+    /// Runs a socket filter or tc program over the Ethernet frame `frame`, as the kernel's test
+    /// run does: a socket filter sees the packet from its network header; tc sees the whole
+    /// frame and may write `mark`, `priority`, `tc_index`, `tc_classid` and `cb[]` (returned).
+    pub fn run_skb(&self, w: &mut Worker, frame: &mut [u8], skb: &mut SkbMeta) -> Result<u64, Error> {
+        self.check_type(&[ProgType::SocketFilter, ProgType::SchedCls, ProgType::SchedAct], "over an skb")?;
+        check_skb(frame)?;
+        let l2 = self.prog_type != ProgType::SocketFilter;
+        let eth = 14.min(frame.len());
+        let data_off = if l2 { 0 } else { eth };
+        let len = frame.len() - data_off;
+        let mut shadow = [0u8; skb_shadow::SIZE];
+        let put = |s: &mut [u8], off: u32, v: u32| s[off as usize..off as usize + 4].copy_from_slice(&v.to_le_bytes());
+        let proto = if frame.len() >= 14 { u16::from_be_bytes([frame[12], frame[13]]) } else { 0 };
+        put(&mut shadow, skb_off::LEN, len as u32);
+        put(&mut shadow, skb_off::PKT_TYPE, pkt_type(frame));
+        put(&mut shadow, skb_off::MARK, skb.mark);
+        put(&mut shadow, skb_off::PROTOCOL, u32::from(proto.to_be()));
+        put(&mut shadow, skb_off::PRIORITY, skb.priority);
+        put(&mut shadow, skb_off::INGRESS_IFINDEX, skb.ingress_ifindex);
+        put(&mut shadow, skb_off::IFINDEX, skb.ifindex);
+        put(&mut shadow, skb_off::TC_INDEX, skb.tc_index);
+        for (i, c) in skb.cb.iter().enumerate() {
+            put(&mut shadow, skb_off::CB + 4 * i as u32, *c);
+        }
+        put(&mut shadow, skb_off::TC_CLASSID, skb.tc_classid);
+        put(&mut shadow, skb_off::WIRE_LEN, len as u32);
+        let mut vm = w.take_vm(self);
+        w.env.ctx = CtxKind::Skb { data_off };
+        let total = frame.len();
+        let region = MemoryRegion::writable(RegionKind::Packet, frame);
+        let base = region.alloc_addr();
+        for (at, v) in [
+            (skb_shadow::DATA, base + data_off as u64),
+            (skb_shadow::DATA_END, base + total as u64),
+            (skb_shadow::DATA_META, base + data_off as u64),
+        ] {
+            shadow[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        let fields: &'static [CtxField] = if l2 { &context::SKB_TC_FIELDS } else { &context::SKB_SOCKET_FIELDS };
+        let ctx = MemoryRegion::context(&mut shadow, fields, SK_BUFF_SIZE);
+        let ctx_addr = ctx.addr();
+        // Socket filters have no `data`/`data_end` fields, so no direct packet access; the
+        // region is there for bpf_skb_load_bytes.
+        w.env.guard = Some(bpfkit_maps::pin());
+        let result = vm.run_with_env(&[ctx, region], [ctx_addr, 0, 0, 0, 0], &mut w.env);
+        w.env.guard = None;
+        w.put_vm(self, vm);
+        let r0 = result.map_err(|e| self.run_error(e))?;
+        let get = |off: u32| u32::from_le_bytes(shadow[off as usize..off as usize + 4].try_into().expect("4 bytes"));
+        skb.mark = get(skb_off::MARK);
+        skb.priority = get(skb_off::PRIORITY);
+        skb.tc_index = get(skb_off::TC_INDEX);
+        skb.tc_classid = get(skb_off::TC_CLASSID);
+        for (i, c) in skb.cb.iter_mut().enumerate() {
+            *c = get(skb_off::CB + 4 * i as u32);
+        }
+        Ok(r0)
+    }
+
+    /// Runs a `syscall` program with `ctx` as its context (read and written in place).
+    pub fn run_raw(&self, w: &mut Worker, ctx: &mut [u8]) -> Result<u64, Error> {
+        self.check_type(&[ProgType::Syscall], "with a raw context")?;
+        let mut vm = w.take_vm(self);
+        w.env.ctx = CtxKind::Raw;
+        let region = MemoryRegion::writable(RegionKind::Context, ctx);
+        let a = region.addr();
+        w.env.guard = Some(bpfkit_maps::pin());
+        let result = vm.run_with_env(&[region], [a, 0, 0, 0, 0], &mut w.env);
+        w.env.guard = None;
+        w.put_vm(self, vm);
+        result.map_err(|e| self.run_error(e))
+    }
+
+    fn run_error(&self, e: RunError) -> Error {
+        let line = self
+            .line_info
+            .iter()
+            .rev()
+            .find(|l| l.insn <= e.pc)
+            .map(|l| format!(" ({}:{}: {})", l.file, l.line, l.text.trim()));
+        Error::Run { program: self.name.clone(), source: e, line: line.unwrap_or_default() }
+    }
+}
+
+/// `skb->pkt_type` from the destination MAC, as `eth_type_trans` sets it on the test run's
+/// loopback device, whose address and broadcast address are all zeros: any group address
+/// (ff:ff:ff:ff:ff:ff included) is PACKET_MULTICAST (2), the device's own is PACKET_HOST (0),
+/// anything else PACKET_OTHERHOST (3).
+fn pkt_type(frame: &[u8]) -> u32 {
+    match frame.first() {
+        None => 0,
+        Some(b) if b & 1 == 1 => 2,
+        Some(_) if frame.len() >= 6 && frame[..6] == [0; 6] => 0,
+        Some(_) => 3,
+    }
+}
+
+/// The kernel's test run refuses frames shorter than an Ethernet header.
+fn check_eth(data: &[u8]) -> Result<(), Error> {
+    if data.len() < geo::ETH_HLEN {
+        return Err(Error::Refused { len: data.len(), reason: "shorter than an Ethernet header" });
+    }
+    Ok(())
+}
+
+/// For skb programs the kernel (6.18, observed) also refuses IPv4 and IPv6 frames whose network
+/// header is incomplete (the EtherType is the outer one: VLAN tags are not looked through).
+fn check_skb(data: &[u8]) -> Result<(), Error> {
+    check_eth(data)?;
+    let l3 = data.len() - geo::ETH_HLEN;
+    match u16::from_be_bytes([data[12], data[13]]) {
+        0x0800 if l3 < 20 => Err(Error::Refused { len: data.len(), reason: "IPv4 frame without a full IPv4 header" }),
+        0x86dd if l3 < 40 => Err(Error::Refused { len: data.len(), reason: "IPv6 frame without a full IPv6 header" }),
+        _ => Ok(()),
+    }
+}
+
+/// `__sk_buff` fields the caller sets and the program may change (tc).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SkbMeta {
+    pub mark: u32,
+    pub priority: u32,
+    /// `skb->ifindex` (the kernel's test run: 1, loopback).
+    pub ifindex: u32,
+    /// `skb->ingress_ifindex` (the kernel's test run: 0).
+    pub ingress_ifindex: u32,
+    pub tc_index: u32,
+    pub tc_classid: u32,
+    pub cb: [u32; 5],
+}
+
+/// A packet in an XDP frame with headroom and tailroom.
+#[derive(Clone, Debug)]
+pub struct XdpPacket {
+    frame: Box<[u8]>,
+    head: usize,
+    len: usize,
+    /// Metadata bytes before `head` (`data - data_meta`).
+    meta: usize,
+    pub ingress_ifindex: u32,
+    pub rx_queue_index: u32,
+}
+
+impl XdpPacket {
+    /// A packet with the kernel's 256 bytes of headroom in a 4096-byte frame. Longer packets
+    /// than the test run accepts are refused.
+    pub fn new(data: &[u8]) -> Result<XdpPacket, Error> {
+        check_eth(data)?;
+        if data.len() > geo::MAX_PACKET {
+            return Err(Error::PacketTooBig { len: data.len(), max: geo::MAX_PACKET });
+        }
+        let mut frame = vec![0u8; geo::FRAME].into_boxed_slice();
+        frame[geo::HEADROOM..geo::HEADROOM + data.len()].copy_from_slice(data);
+        Ok(XdpPacket { frame, head: geo::HEADROOM, len: data.len(), meta: 0, ingress_ifindex: 1, rx_queue_index: 0 })
+    }
+
+    /// Replaces the packet (reusing the frame).
+    pub fn reset(&mut self, data: &[u8]) -> Result<(), Error> {
+        check_eth(data)?;
+        if data.len() > geo::MAX_PACKET {
+            return Err(Error::PacketTooBig { len: data.len(), max: geo::MAX_PACKET });
+        }
+        self.frame[..geo::HEADROOM].fill(0);
+        self.frame[geo::HEADROOM..geo::HEADROOM + data.len()].copy_from_slice(data);
+        self.frame[geo::HEADROOM + data.len()..].fill(0);
+        self.head = geo::HEADROOM;
+        self.len = data.len();
+        self.meta = 0;
+        Ok(())
+    }
+
+    /// The metadata and the packet, `[data_meta, data_end)`: what the kernel's test run returns
+    /// as the output packet.
+    pub fn data_with_meta(&self) -> &[u8] {
+        &self.frame[self.head - self.meta..self.head + self.len]
+    }
+
+    /// The packet bytes, `[data, data_end)`.
+    pub fn data(&self) -> &[u8] {
+        &self.frame[self.head..self.head + self.len]
+    }
+}
+
+/// A thread's execution state: its CPU slot, its VMs (one per program), trace output.
+pub struct Worker {
+    vms: HashMap<usize, Vm>,
+    env: RunEnv,
+}
+
+impl Worker {
+    /// A worker on CPU slot `cpu` of `runtime`.
+    pub fn new(runtime: &Runtime, cpu: u32) -> Worker {
+        Worker {
+            vms: HashMap::new(),
+            env: RunEnv {
+                cpu: cpu % runtime.inner.ncpus,
+                clock: Arc::clone(&runtime.inner.clock),
+                rng: 0x2545_f491_4f6c_dd1d ^ (u64::from(cpu) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                trace: Vec::new(),
+                maps: Arc::default(),
+                runtime_maps: Arc::clone(&runtime.inner.maps),
+                ctx: CtxKind::Raw,
+                guard: None,
+            },
+        }
+    }
+
+    /// The CPU slot.
+    pub fn cpu(&self) -> u32 {
+        self.env.cpu
+    }
+
+    /// Takes the `bpf_trace_printk` lines captured so far.
+    pub fn take_trace(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.env.trace)
+    }
+
+    fn take_vm(&mut self, p: &Prog) -> Vm {
+        self.env.maps = Arc::clone(&p.maps);
+        let key = Arc::as_ptr(&p.program) as usize;
+        self.vms.remove(&key).unwrap_or_else(|| {
+            let mut vm = Vm::new(Arc::clone(&p.program));
+            for m in p.maps.iter().chain(p.runtime.inner.maps.all().iter()) {
+                crate::regions::register_map(&mut vm, m);
+            }
+            vm
+        })
+    }
+
+    fn put_vm(&mut self, p: &Prog, vm: Vm) {
+        self.vms.insert(Arc::as_ptr(&p.program) as usize, vm);
+    }
+}
