@@ -323,6 +323,15 @@ pub struct Object {
     created: std::sync::Mutex<Vec<(String, Arc<Map>)>>,
 }
 
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object")
+            .field("programs", &self.programs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>())
+            .field("maps", &self.map_defs.iter().map(|m| m.name.as_str()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 impl Object {
     /// The runtime the object lives in.
     pub fn runtime(&self) -> &Runtime {
@@ -485,6 +494,12 @@ impl Prog {
     }
 
     fn check_type(&self, allowed: &[ProgType], what: &str) -> Result<(), Error> {
+        if !self.prog_type.is_supported() {
+            return Err(Error::Program {
+                program: self.name.clone(),
+                reason: format!("program type {} is not supported yet", self.prog_type),
+            });
+        }
         if allowed.contains(&self.prog_type) {
             Ok(())
         } else {

@@ -97,3 +97,30 @@ fn disasm_reads_a_clang_built_object() {
     assert!(text.contains("<triple>:"), "{text}");
     assert!(text.contains("85 10 00 00 ff ff ff ff\tcall pc-0x1"), "the BPF-to-BPF call is shown as such:\n{text}");
 }
+
+#[test]
+fn readme_main_command_runs_the_bundled_example() {
+    // The README's first command: the bundled XDP object over the bundled capture.
+    let o = bpfkit(&[
+        "run",
+        root().join("examples/xdp_count.bpf.o").to_str().unwrap(),
+        "--pcap",
+        root().join("examples/sample.pcap").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["packets"], 1000);
+    assert_eq!(v["retvals"]["XDP_DROP"], 80);
+    assert_eq!(v["retvals"]["XDP_PASS"], 913);
+    assert_eq!(v["retvals"]["EINVAL"], 7);
+}
+
+#[test]
+fn prog_list_names_types_and_what_is_unsupported() {
+    let o = bpfkit(&["prog", "list", root().join("tests/bpf/skb.bpf.o").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("sock_filter") && text.contains("socket_filter"), "{text}");
+    assert!(text.contains("tc_classify") && text.contains("sched_cls"), "{text}");
+}

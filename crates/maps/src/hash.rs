@@ -275,8 +275,8 @@ impl HashTable {
     }
 
     /// A free element. `blocking` (a host thread, not pinned) waits up to [`HOST_WAIT`] for
-    /// pinned readers, with priority: while it waits, programs' allocations fail at once and
-    /// leave the elements readers release to it. Otherwise (a program, pinned itself) the
+    /// pinned readers; once it has waited a while it gets priority: programs' allocations fail
+    /// at once and leave the elements readers release to it. Otherwise (a program, pinned itself) the
     /// thread only yields the CPU a few times, so that a preempted reader holding the spare
     /// elements can finish.
     fn alloc(&self, blocking: bool) -> Result<u32, MapError> {
@@ -296,12 +296,9 @@ impl HashTable {
             }
             return Err(exhausted);
         }
-        if let Some(e) = self.pop_free().or_else(|| self.reclaim()) {
-            return Ok(e);
-        }
-        self.host_waiters.fetch_add(1, Ordering::Relaxed);
         let deadline = Instant::now() + HOST_WAIT;
         let mut attempts = 0u32;
+        let mut prioritised = false;
         let result = loop {
             if let Some(e) = self.pop_free().or_else(|| self.reclaim()) {
                 break Ok(e);
@@ -313,10 +310,16 @@ impl HashTable {
             if attempts < 64 {
                 std::thread::yield_now();
             } else {
+                if !prioritised {
+                    prioritised = true;
+                    self.host_waiters.fetch_add(1, Ordering::Relaxed);
+                }
                 std::thread::sleep(Duration::from_micros(100));
             }
         };
-        self.host_waiters.fetch_sub(1, Ordering::Relaxed);
+        if prioritised {
+            self.host_waiters.fetch_sub(1, Ordering::Relaxed);
+        }
         result
     }
 
@@ -511,9 +514,15 @@ impl HashTable {
             }
         }
         let blocking = blocking && !epoch::is_pinned();
+        // LRU: an element slot taken over from an evicted element (the count already
+        // includes it).
+        let mut have_slot = false;
         let mut evictions = 0;
-        loop {
-            let new = self.alloc(blocking)?;
+        let result = loop {
+            let new = match self.alloc(blocking) {
+                Ok(new) => new,
+                Err(e) => break Err(e),
+            };
             let m = &self.meta[new as usize];
             self.keys.write(new as usize * self.key_stride, key);
             m.hash.store(hash, Ordering::Relaxed);
@@ -527,44 +536,51 @@ impl HashTable {
                     if flags == BPF_NOEXIST {
                         drop(l);
                         self.discard_unlinked(new);
-                        return Err(MapError::Exists);
+                        break Err(MapError::Exists);
                     }
                     if in_place {
                         self.write_value(old, &src, false);
                         drop(l);
                         self.discard_unlinked(new);
-                        return Ok(());
+                        break Ok(());
                     }
                     m.next.store(self.meta[old as usize].next.load(Ordering::Relaxed), Ordering::Relaxed);
                     m.live.store(true, Ordering::Relaxed);
                     link.store(new + 1, Ordering::Release);
                     drop(l);
                     self.retire(old);
-                    return Ok(());
+                    break Ok(());
                 }
                 None => {
                     if flags == BPF_EXIST {
                         drop(l);
                         self.discard_unlinked(new);
-                        return Err(MapError::NotFound);
+                        break Err(MapError::NotFound);
                     }
-                    if !self.reserve_count() {
+                    if !have_slot && !self.reserve_count() {
                         drop(l);
                         self.discard_unlinked(new);
-                        if self.lru && evictions < 16 {
+                        if self.lru && evictions < 64 {
                             evictions += 1;
-                            self.evict_one(&guard);
+                            // Evict without holding a bucket lock (lock order), then retry.
+                            have_slot = self.evict_one(&guard);
                             continue;
                         }
-                        return Err(MapError::Full { max_entries: self.max_entries as u32 });
+                        break Err(MapError::Full { max_entries: self.max_entries as u32 });
                     }
+                    have_slot = false;
                     m.next.store(bucket.head.load(Ordering::Relaxed), Ordering::Relaxed);
                     m.live.store(true, Ordering::Relaxed);
                     bucket.head.store(new + 1, Ordering::Release);
-                    return Ok(());
+                    break Ok(());
                 }
             }
+        };
+        if have_slot {
+            // An evicted element's slot we did not use.
+            self.count.fetch_sub(1, Ordering::AcqRel);
         }
+        result
     }
 
     /// Unlinks `key`'s element; `out` receives its value first (host layout).
@@ -584,7 +600,8 @@ impl HashTable {
         Ok(())
     }
 
-    /// Unlinks element `elem` if it is still in its bucket.
+    /// Unlinks element `elem` if it is still in its bucket. The element count is left as it
+    /// is: the caller takes over the slot.
     fn remove_elem(&self, elem: u32) -> bool {
         let hash = self.meta[elem as usize].hash.load(Ordering::Relaxed);
         let bucket = self.bucket(hash);
@@ -597,7 +614,6 @@ impl HashTable {
             }
             if cur - 1 == elem {
                 link.store(self.meta[elem as usize].next.load(Ordering::Relaxed), Ordering::Release);
-                self.count.fetch_sub(1, Ordering::AcqRel);
                 drop(l);
                 self.retire(elem);
                 return true;
@@ -606,7 +622,8 @@ impl HashTable {
         }
     }
 
-    /// CLOCK eviction of one element; whether one was evicted.
+    /// CLOCK eviction of one element; whether one was evicted (its slot in the element count
+    /// then belongs to the caller).
     fn evict_one(&self, _guard: &Guard) -> bool {
         for _ in 0..2 * self.capacity + 1 {
             let elem = self.clock.fetch_add(1, Ordering::Relaxed) % self.capacity;

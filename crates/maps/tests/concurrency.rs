@@ -88,7 +88,7 @@ fn increments_through_pointers_are_never_lost_while_the_host_churns() {
             thread::spawn(move || {
                 let mut seed = 0x9e37_79b9_u64 + u64::from(t);
                 let own = 1000 + t * 100;
-                let mut failed_updates = 0u32;
+                let (mut ok_updates, mut failed_updates) = (0u32, 0u32);
                 let mut i = 0;
                 while i < ITER {
                     // One "invocation": a guard around a few helper calls.
@@ -99,7 +99,7 @@ fn increments_through_pointers_are_never_lost_while_the_host_churns() {
                         let k = own + (next_rand(&mut seed) % 50) as u32;
                         match next_rand(&mut seed) % 3 {
                             0 => match m.bpf_update(&k32(k), &v64(u64::from(k)), BPF_ANY, 0, &g) {
-                                Ok(()) => {}
+                                Ok(()) => ok_updates += 1,
                                 Err(MapError::NoMemory { .. }) => failed_updates += 1,
                                 Err(e) => panic!("{e}"),
                             },
@@ -115,21 +115,31 @@ fn increments_through_pointers_are_never_lost_while_the_host_churns() {
                         i += 1;
                     }
                 }
-                failed_updates
+                (ok_updates, failed_updates)
             })
         })
         .collect();
-    let failed: u32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let results: Vec<(u32, u32)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
     stop.store(true, Ordering::Relaxed);
     let rounds = host.join().unwrap();
     assert!(rounds >= 3);
     for k in 0..HOT {
         assert_eq!(as_u64(&m.lookup(&k32(k)).unwrap()), u64::from(THREADS * ITER / HOT), "key {k}");
     }
-    // Programs fail with ENOMEM only while every spare element waits for a preempted reader;
-    // broken reclamation would make nearly every update fail.
-    let attempted = THREADS * ITER / 3;
-    assert!(failed < attempted / 2, "{failed} of about {attempted} BPF-side updates found no spare element");
+    // Programs may get ENOMEM while every spare element waits for a preempted reader (see
+    // `bpfkit_maps::epoch`); they still make progress...
+    let succeeded: u32 = results.iter().map(|r| r.0).sum();
+    let failed: u32 = results.iter().map(|r| r.1).sum();
+    assert!(succeeded > 0, "no BPF-side update succeeded ({failed} failed)");
+    // ...and once no reader is left from the storm, every update finds an element again.
+    for invocation in 0..20u32 {
+        let g = pin();
+        for i in 0..100u32 {
+            let k = k32(5000 + (invocation * 100 + i) % 150);
+            m.bpf_update(&k, &v64(1), BPF_ANY, 0, &g).unwrap();
+            m.bpf_delete(&k, &g).unwrap();
+        }
+    }
 }
 
 #[test]
