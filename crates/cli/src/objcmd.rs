@@ -380,6 +380,9 @@ pub fn run(o: &RunOptions) -> Result<()> {
     let runs = packets.len() as u64 * repeat;
     let ns_per_run = if runs > 0 { elapsed.as_nanos() as f64 / runs as f64 } else { 0.0 };
     let pps = if elapsed.as_secs_f64() > 0.0 { runs as f64 / elapsed.as_secs_f64() } else { 0.0 };
+    // With several workers, how throughput scales: the same runs on one worker, in a separate
+    // copy of the object (so the maps reported above are those of the N-worker run).
+    let single_pps = if threads > 1 { Some(single_worker_pps(o, &packets, repeat)?) } else { None };
     let names = retval_names(prog.prog_type());
     if o.json {
         let mut counts: serde_json::Map<String, Value> =
@@ -391,6 +394,7 @@ pub fn run(o: &RunOptions) -> Result<()> {
             "program": prog.name(), "type": prog.prog_type().name(), "packets": packets.len(),
             "repeat": repeat, "threads": threads, "retvals": counts,
             "ns_per_run": ns_per_run, "packets_per_second": pps,
+            "single_worker_packets_per_second": single_pps,
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -413,12 +417,34 @@ pub fn run(o: &RunOptions) -> Result<()> {
             elapsed.as_secs_f64(),
             pps / 1e6
         );
+        if let Some(one) = single_pps {
+            println!("scaling: {:.2} Mpps on 1 thread, {:.2}x with {threads}", one / 1e6, pps / one.max(1.0));
+        }
     }
     if let Some(m) = &o.dump_map {
         let v = dump_maps_json(&obj, Some(m))?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
+}
+
+/// Packets per second of the same capture on a single worker, in a fresh copy of the object.
+fn single_worker_pps(o: &RunOptions, packets: &[(Duration, Vec<u8>)], repeat: u64) -> Result<f64> {
+    let obj = open(&o.object, 1)?;
+    if let Some(init) = &o.map_init {
+        map_init(&obj, init)?;
+    }
+    let prog = pick(&obj, o.prog.as_deref())?;
+    let mut w = Worker::new(obj.runtime(), 0);
+    let mut xdp = None;
+    let start = Instant::now();
+    for _ in 0..repeat {
+        for (_, data) in packets {
+            run_one(prog, &mut w, &mut xdp, data)?;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(if secs > 0.0 { (packets.len() as u64 * repeat) as f64 / secs } else { 0.0 })
 }
 
 fn emit_trace(path: Option<&Path>, lines: &[String]) {

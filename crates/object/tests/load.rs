@@ -80,3 +80,21 @@ fn line_info_follows_linked_instructions() {
     let l = xdp.line_of(bump.start).unwrap();
     assert!(l.text.contains("bump"), "{l:?}");
 }
+
+#[test]
+fn legacy_and_iproute2_map_sections() {
+    let obj = object("legacy_maps.o");
+    let (_, h) = obj.map("legacy_hash").unwrap();
+    assert_eq!((h.map_type, h.key_size, h.value_size, h.max_entries, h.flags), (1, 4, 8, 64, 0));
+    assert_eq!(h.origin, MapOrigin::Legacy);
+    let (a_idx, a) = obj.map("legacy_array").unwrap();
+    assert_eq!((a.map_type, a.key_size, a.value_size, a.max_entries), (2, 4, 16, 2));
+    let p = obj.program("use_legacy").unwrap();
+    assert!(p.relocs.iter().any(|r| r.target == RelocTarget::Map(a_idx)));
+
+    let obj = object("iproute2_maps.o");
+    let (_, m) = obj.map("tc_counters").unwrap();
+    assert_eq!((m.map_type, m.key_size, m.value_size, m.max_entries, m.pinning), (2, 4, 8, 4, 2));
+    assert_eq!(m.origin, MapOrigin::Iproute2 { id: 7, inner_id: 0, inner_idx: 0 });
+    assert_eq!(obj.program("cls").unwrap().prog_type, Some(ProgType::SchedCls));
+}
