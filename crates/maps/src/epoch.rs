@@ -30,11 +30,18 @@
 //!   meanwhile.
 //!
 //! Reclamation is on demand (no background thread, no per-thread garbage bags): the map that
-//! needs an element scans. This costs no allocation on the BPF side. If every spare element
-//! is still held by pinned readers, a host operation (its thread not pinned) waits for them
-//! briefly and then fails with `ENOMEM`; a BPF-side update fails at once with `ENOMEM`
-//! (it cannot wait for a reader, since it is one). A guard that is leaked (`mem::forget`) or
-//! held forever stops reuse for every map.
+//! needs an element scans, and keeps one reclaimed element for itself. This costs no
+//! allocation on the BPF side.
+//!
+//! Hash maps and LPM tries hold `max_entries` + spare elements (spare: `max(64, 8 * ncpus) +
+//! max_entries / 4`). Retired elements wait in limbo for about one grace period, so the
+//! spare has to cover what is retired while the oldest pinned reader runs. When it does not
+//! (a reader preempted while pinned during heavy delete/replace churn, or a guard held for
+//! long), allocation fails: a program's update (its thread is pinned, so it cannot wait for
+//! readers) yields the CPU a few times, so that a preempted reader can finish, then returns
+//! `ENOMEM`; a host update (its thread not pinned) waits up to 200 ms, with priority over
+//! programs after a short while, then returns `ENOMEM`. A guard that is leaked
+//! (`mem::forget`) or held forever stops reuse for every map.
 //!
 //! Arrays and per-CPU values are updated in place (like the kernel): a host read concurrent
 //! with an update can see some 8-byte words old and some new. Host copies use relaxed

@@ -323,6 +323,14 @@ impl HashTable {
         result
     }
 
+    /// Host side: waits (up to [`HOST_WAIT`]) until an element is free, without taking it.
+    /// For callers that must not wait while holding a lock.
+    pub(crate) fn wait_for_spare(&self) -> Result<(), MapError> {
+        let e = self.alloc(true)?;
+        self.push_free(e);
+        Ok(())
+    }
+
     /// Puts an unlinked element on the limbo list.
     fn retire(&self, elem: u32) {
         self.meta[elem as usize].live.store(false, Ordering::Relaxed);

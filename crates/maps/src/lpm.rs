@@ -180,22 +180,34 @@ impl LpmTrie {
         let mut buf = [0u8; MAX_KEY];
         let n = self.canonical(&key[4..], plen, &mut buf);
         let k = &buf[..n];
-        let mut counts = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let existed = {
-            let guard = epoch::pin();
-            self.table.find(self.table.hash(k), k, &guard).is_some()
-        };
-        self.table.update(k, ValueSrc::Single(value), flags, blocking).map_err(|e| match e {
-            MapError::Full { .. } => MapError::NoSpace { reason: "the LPM trie holds max_entries prefixes" },
-            e => e,
-        })?;
-        if !existed {
-            counts[plen as usize] += 1;
-            if counts[plen as usize] == 1 {
-                self.set_present(plen, true);
+        loop {
+            // Writers are serialised; a host writer waits for spare elements outside the lock
+            // (programs blocked on the lock may be the readers it waits for).
+            let mut counts = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let existed = {
+                let guard = epoch::pin();
+                self.table.find(self.table.hash(k), k, &guard).is_some()
+            };
+            match self.table.update(k, ValueSrc::Single(value), flags, false) {
+                Ok(()) => {}
+                Err(MapError::NoMemory { .. }) if blocking => {
+                    drop(counts);
+                    self.table.wait_for_spare()?;
+                    continue;
+                }
+                Err(MapError::Full { .. }) => {
+                    return Err(MapError::NoSpace { reason: "the LPM trie holds max_entries prefixes" });
+                }
+                Err(e) => return Err(e),
             }
+            if !existed {
+                counts[plen as usize] += 1;
+                if counts[plen as usize] == 1 {
+                    self.set_present(plen, true);
+                }
+            }
+            return Ok(());
         }
-        Ok(())
     }
 
     /// Exact-match delete.
