@@ -11,6 +11,7 @@
 //! are translated through field tables ([`context`]) rather than rewritten.
 #![deny(unsafe_code)]
 
+pub mod commands;
 pub mod context;
 pub mod env;
 pub mod helpers;
@@ -18,6 +19,7 @@ pub mod printf;
 mod regions;
 pub mod runtime;
 
+pub use commands::{MapFd, ProgFd, ProgLoad};
 pub use env::{Clock, MonotonicClock, SteppedClock};
 pub use runtime::{Object, Prog, Runtime, SkbMeta, Worker, XdpOutcome, XdpPacket};
 
@@ -41,6 +43,10 @@ pub enum Error {
     /// The kernel's `BPF_PROG_TEST_RUN` refuses this input with `-EINVAL`; so does bpfkit.
     #[error("packet of {len} bytes refused (EINVAL, as the kernel's test run): {reason}")]
     Refused { len: usize, reason: &'static str },
+    #[error("map {id}: {reason} (errno {errno})")]
+    MapCommand { id: u32, errno: i32, reason: String },
+    #[error("no {what} with id {id}")]
+    BadFd { what: &'static str, id: u32 },
     #[error("program `{program}`: {source}{line}")]
     Run { program: String, source: bpfkit_interp::RunError, line: String },
 }

@@ -17,9 +17,24 @@ use std::sync::{Arc, RwLock};
 #[derive(Default)]
 pub struct MapRegistry {
     maps: RwLock<HashMap<u64, Arc<Map>>>,
+    /// Maps and programs created through the `bpf()`-like commands, by id.
+    by_id: RwLock<HashMap<u32, Arc<Map>>>,
+    progs: RwLock<HashMap<u32, Arc<Prog>>>,
 }
 
 impl MapRegistry {
+    pub(crate) fn add_id(&self, id: u32, m: &Arc<Map>) {
+        self.by_id.write().expect("map registry lock").insert(id, Arc::clone(m));
+    }
+    pub(crate) fn by_id(&self, id: u32) -> Option<Arc<Map>> {
+        self.by_id.read().expect("map registry lock").get(&id).cloned()
+    }
+    pub(crate) fn add_prog(&self, id: u32, p: Arc<Prog>) {
+        self.progs.write().expect("map registry lock").insert(id, p);
+    }
+    pub(crate) fn prog_by_id(&self, id: u32) -> Option<Arc<Prog>> {
+        self.progs.read().expect("map registry lock").get(&id).cloned()
+    }
     pub(crate) fn add(&self, m: &Arc<Map>) {
         self.maps.write().expect("map registry lock").insert(MapTable::token(m), Arc::clone(m));
     }
@@ -91,6 +106,43 @@ impl Runtime {
     /// Number of CPU slots.
     pub fn ncpus(&self) -> u32 {
         self.inner.ncpus
+    }
+
+    pub(crate) fn registry(&self) -> &MapRegistry {
+        &self.inner.maps
+    }
+
+    /// Builds a runnable program from bound instructions: the runtime's helpers, plus the
+    /// program's kfuncs as helpers of their own.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn prepare(
+        &self,
+        name: String,
+        section: String,
+        prog_type: ProgType,
+        insns: Vec<RawInsn>,
+        maps: Arc<MapTable>,
+        line_info: Vec<bpfkit_object::LineInfo>,
+        kfuncs: &[(String, Arc<KfuncFn>)],
+    ) -> Result<Prog, Error> {
+        let mut helpers = self.inner.helpers.read().expect("helpers lock").clone();
+        for (i, (_, f)) in kfuncs.iter().enumerate() {
+            let f = Arc::clone(f);
+            helpers.register(KFUNC_BASE + i as i32, "kfunc", move |ctx, args| f(ctx, args));
+        }
+        let program = Program::load(&insns, &helpers)
+            .map_err(|e| Error::Program { program: name.clone(), reason: e.to_string() })?;
+        Ok(Prog {
+            id: NEXT_PROG_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            name,
+            section,
+            prog_type,
+            program: Arc::new(program),
+            insns,
+            maps,
+            line_info,
+            runtime: self.clone(),
+        })
     }
 
     /// Replaces the clock (before loading objects).
@@ -181,24 +233,15 @@ impl Runtime {
                 reason: format!("section `{}` is not a program type libbpf knows", p.section),
             })?;
             let (insns, kfuncs) = self.bind(p, &file, &maps)?;
-            let mut helpers = self.inner.helpers.read().expect("helpers lock").clone();
-            for (i, (_, f)) in kfuncs.iter().enumerate() {
-                let f = Arc::clone(f);
-                helpers.register(KFUNC_BASE + i as i32, "kfunc", move |ctx, args| f(ctx, args));
-            }
-            let program = Program::load(&insns, &helpers)
-                .map_err(|e| Error::Program { program: p.name.clone(), reason: e.to_string() })?;
-            programs.push(Prog {
-                id: NEXT_PROG_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                name: p.name.clone(),
-                section: p.section.clone(),
+            programs.push(self.prepare(
+                p.name.clone(),
+                p.section.clone(),
                 prog_type,
-                program: Arc::new(program),
                 insns,
-                maps: Arc::clone(&table),
-                line_info: p.line_info.clone(),
-                runtime: self.clone(),
-            });
+                Arc::clone(&table),
+                p.line_info.clone(),
+                &kfuncs,
+            )?);
         }
         let object = Object {
             runtime: self.clone(),
@@ -475,6 +518,10 @@ pub struct XdpOutcome {
 }
 
 impl Prog {
+    /// The program's id (what a prog-array slot holding it reports).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
     pub fn name(&self) -> &str {
         &self.name
     }

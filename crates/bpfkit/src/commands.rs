@@ -1,0 +1,160 @@
+//! The `bpf()`-like command layer: maps and programs by id, for tools and tests that speak in
+//! kernel terms (`BPF_MAP_CREATE`, `BPF_MAP_*_ELEM`, `BPF_MAP_FREEZE`, `BPF_PROG_LOAD` with
+//! `fd_array`, `BPF_PROG_TEST_RUN`). Ids play the part of file descriptors.
+//!
+//! `prog_load` resolves the `lddw` pseudo sources the way the kernel does: `BPF_PSEUDO_MAP_FD`
+//! (imm = map id), `BPF_PSEUDO_MAP_VALUE` (imm = map id, second imm = offset into the value of
+//! a single-element array), and their `fd_array`-indexed forms `BPF_PSEUDO_MAP_IDX` /
+//! `BPF_PSEUDO_MAP_IDX_VALUE`. Every map in `fd_array` is bound to the program even when no
+//! instruction names it (`fd_array_cnt` semantics).
+
+use crate::Error;
+use crate::env::MapTable;
+use crate::runtime::{Prog, Runtime, Worker, XdpPacket};
+use bpfkit_isa::{Insn, LdImmSrc, RawInsn, decode_program, opcode::LDDW};
+use bpfkit_maps::{Map, MapSpec};
+use bpfkit_object::ProgType;
+use std::sync::Arc;
+
+/// A map created by [`Runtime::map_create`] (its id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MapFd(pub u32);
+
+/// A program loaded by [`Runtime::prog_load`] (its id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProgFd(pub u32);
+
+/// `BPF_PROG_LOAD`'s attributes.
+#[derive(Clone, Debug)]
+pub struct ProgLoad {
+    pub name: String,
+    pub prog_type: ProgType,
+    pub insns: Vec<RawInsn>,
+    /// Maps bound to the program; `BPF_PSEUDO_MAP_IDX*` index into it.
+    pub fd_array: Vec<MapFd>,
+}
+
+fn map_cmd_error(fd: MapFd, e: bpfkit_maps::MapError) -> Error {
+    Error::MapCommand { id: fd.0, errno: e.errno(), reason: e.to_string() }
+}
+
+impl Runtime {
+    /// `BPF_MAP_CREATE`.
+    pub fn map_create(&self, spec: MapSpec) -> Result<MapFd, Error> {
+        let name = spec.name.clone();
+        let map = Arc::new(
+            Map::create(spec, self.ncpus() as usize).map_err(|e| Error::Map { map: name, reason: e.to_string() })?,
+        );
+        let fd = MapFd(map.id());
+        self.registry().add(&map);
+        self.registry().add_id(fd.0, &map);
+        Ok(fd)
+    }
+
+    /// The map behind `fd`.
+    pub fn map_by_fd(&self, fd: MapFd) -> Result<Arc<Map>, Error> {
+        self.registry().by_id(fd.0).ok_or(Error::BadFd { what: "map", id: fd.0 })
+    }
+
+    /// `BPF_MAP_LOOKUP_ELEM` (per-CPU maps: every CPU's value, each padded to 8 bytes).
+    pub fn map_lookup_elem(&self, fd: MapFd, key: &[u8]) -> Result<Vec<u8>, Error> {
+        self.map_by_fd(fd)?.lookup(key).map_err(|e| map_cmd_error(fd, e))
+    }
+
+    /// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY` / `BPF_NOEXIST` / `BPF_EXIST`.
+    pub fn map_update_elem(&self, fd: MapFd, key: &[u8], value: &[u8], flags: u64) -> Result<(), Error> {
+        self.map_by_fd(fd)?.update(key, value, flags).map_err(|e| map_cmd_error(fd, e))
+    }
+
+    /// `BPF_MAP_DELETE_ELEM`.
+    pub fn map_delete_elem(&self, fd: MapFd, key: &[u8]) -> Result<(), Error> {
+        self.map_by_fd(fd)?.delete(key).map_err(|e| map_cmd_error(fd, e))
+    }
+
+    /// `BPF_MAP_GET_NEXT_KEY`.
+    pub fn map_get_next_key(&self, fd: MapFd, key: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+        self.map_by_fd(fd)?.get_next_key(key).map_err(|e| map_cmd_error(fd, e))
+    }
+
+    /// `BPF_MAP_FREEZE`.
+    pub fn map_freeze(&self, fd: MapFd) -> Result<(), Error> {
+        self.map_by_fd(fd)?.freeze().map_err(|e| map_cmd_error(fd, e))
+    }
+
+    /// `BPF_PROG_LOAD`: binds the maps the instructions and `fd_array` name, resolves helper
+    /// calls, and prepares the program.
+    pub fn prog_load(&self, load: ProgLoad) -> Result<ProgFd, Error> {
+        let err = |reason: String| Error::Program { program: load.name.clone(), reason };
+        let mut table = MapTable::default();
+        let mut bound = Vec::new();
+        for fd in &load.fd_array {
+            let m = self.map_by_fd(*fd)?;
+            table.insert(Arc::clone(&m));
+            bound.push(m);
+        }
+        let mut insns = load.insns.clone();
+        for l in decode_program(&insns).map_err(|e| err(e.to_string()))? {
+            let Insn::LdImm64 { dst, src, imm, next_imm } = l.insn else { continue };
+            let by_index = |i: i32| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| bound.get(i).cloned())
+                    .ok_or_else(|| err(format!("insn {}: fd_array has no entry {i}", l.pc)))
+            };
+            let by_fd = |i: i32| {
+                self.map_by_fd(MapFd(i as u32)).map_err(|_| err(format!("insn {}: fd {i} is not a map", l.pc)))
+            };
+            let (map, value_off) = match src {
+                LdImmSrc::Imm | LdImmSrc::Func => continue,
+                LdImmSrc::MapFd => (by_fd(imm)?, None),
+                LdImmSrc::MapIdx => (by_index(imm)?, None),
+                LdImmSrc::MapValue => (by_fd(imm)?, Some(next_imm)),
+                LdImmSrc::MapIdxValue => (by_index(imm)?, Some(next_imm)),
+                LdImmSrc::BtfId => return Err(err(format!("insn {}: kernel BTF ids (ksyms) are not available", l.pc))),
+            };
+            table.insert(Arc::clone(&map));
+            let value = match value_off {
+                None => MapTable::token(&map),
+                Some(off) => {
+                    let spec = map.spec();
+                    if spec.map_type != bpfkit_maps::MapType::Array || spec.max_entries != 1 {
+                        return Err(err(format!("insn {}: direct value access needs a single-element array", l.pc)));
+                    }
+                    if off < 0 || off as u32 >= spec.value_size {
+                        return Err(err(format!(
+                            "insn {}: value offset {off} outside {} bytes",
+                            l.pc, spec.value_size
+                        )));
+                    }
+                    let g = bpfkit_maps::pin();
+                    let base = map
+                        .bpf_lookup(&0u32.to_le_bytes(), 0, &g)
+                        .ok_or_else(|| err("array without element 0".into()))?;
+                    base as u64 + off as u64
+                }
+            };
+            insns[l.pc] = RawInsn::new(LDDW, dst.index(), 0, 0, value as u32 as i32);
+            insns[l.pc + 1] = RawInsn::new(0, 0, 0, 0, (value >> 32) as u32 as i32);
+        }
+        let prog =
+            self.prepare(load.name.clone(), String::new(), load.prog_type, insns, Arc::new(table), Vec::new(), &[])?;
+        let fd = ProgFd(prog.id());
+        self.registry().add_prog(fd.0, Arc::new(prog));
+        Ok(fd)
+    }
+
+    /// The program behind `fd`.
+    pub fn prog_by_fd(&self, fd: ProgFd) -> Result<Arc<Prog>, Error> {
+        self.registry().prog_by_id(fd.0).ok_or(Error::BadFd { what: "program", id: fd.0 })
+    }
+
+    /// `BPF_PROG_TEST_RUN` of an XDP program: its return value and the packet it left
+    /// (from its metadata on, as the kernel returns it).
+    pub fn prog_test_run_xdp(&self, fd: ProgFd, data: &[u8]) -> Result<(u32, Vec<u8>), Error> {
+        let prog = self.prog_by_fd(fd)?;
+        let mut w = Worker::new(self, 0);
+        let mut pkt = XdpPacket::new(data)?;
+        let r = prog.run_xdp(&mut w, &mut pkt)?;
+        Ok((r.action, pkt.data_with_meta().to_vec()))
+    }
+}
