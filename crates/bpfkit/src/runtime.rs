@@ -563,7 +563,6 @@ impl Prog {
         let data = geo::HEADROOM as u64;
         let start_len = pkt.len;
         let mut shadow = [0u8; xdp_shadow::SIZE];
-        let mut vm = w.take_vm(self);
         w.env.ctx = CtxKind::Xdp;
         let (frame, head, len) = (&mut pkt.frame, pkt.head, pkt.len);
         let region = MemoryRegion::writable(RegionKind::Packet, &mut frame[..])
@@ -577,11 +576,7 @@ impl Prog {
         shadow[xdp_shadow::RX_QUEUE_INDEX..][..4].copy_from_slice(&pkt.rx_queue_index.to_le_bytes());
         let ctx = MemoryRegion::context(&mut shadow, &context::XDP_MD_FIELDS, XDP_MD_SIZE);
         let ctx_addr = ctx.addr();
-        w.env.guard = Some(bpfkit_maps::pin());
-        let result = vm.run_with_env(&[ctx, region], [ctx_addr, 0, 0, 0, 0], &mut w.env);
-        w.env.guard = None;
-        w.put_vm(self, vm);
-        let r0 = result.map_err(|e| self.run_error(e))?;
+        let r0 = self.execute(w, &[ctx, region], ctx_addr)?;
         // The packet as the program left it: [data, data_end).
         let rd = |at: usize| u64::from_le_bytes(shadow[at..at + 8].try_into().expect("8 bytes"));
         pkt.head = (rd(xdp_shadow::DATA) - base) as usize;
@@ -617,7 +612,6 @@ impl Prog {
         }
         put(&mut shadow, skb_off::TC_CLASSID, skb.tc_classid);
         put(&mut shadow, skb_off::WIRE_LEN, len as u32);
-        let mut vm = w.take_vm(self);
         w.env.ctx = CtxKind::Skb { data_off };
         let total = frame.len();
         let region = MemoryRegion::writable(RegionKind::Packet, frame);
@@ -634,11 +628,7 @@ impl Prog {
         let ctx_addr = ctx.addr();
         // Socket filters have no `data`/`data_end` fields, so no direct packet access; the
         // region is there for bpf_skb_load_bytes.
-        w.env.guard = Some(bpfkit_maps::pin());
-        let result = vm.run_with_env(&[ctx, region], [ctx_addr, 0, 0, 0, 0], &mut w.env);
-        w.env.guard = None;
-        w.put_vm(self, vm);
-        let r0 = result.map_err(|e| self.run_error(e))?;
+        let r0 = self.execute(w, &[ctx, region], ctx_addr)?;
         let get = |off: u32| u32::from_le_bytes(shadow[off as usize..off as usize + 4].try_into().expect("4 bytes"));
         skb.mark = get(skb_off::MARK);
         skb.priority = get(skb_off::PRIORITY);
@@ -653,12 +643,18 @@ impl Prog {
     /// Runs a `syscall` program with `ctx` as its context (read and written in place).
     pub fn run_raw(&self, w: &mut Worker, ctx: &mut [u8]) -> Result<u64, Error> {
         self.check_type(&[ProgType::Syscall], "with a raw context")?;
-        let mut vm = w.take_vm(self);
         w.env.ctx = CtxKind::Raw;
         let region = MemoryRegion::writable(RegionKind::Context, ctx);
         let a = region.addr();
+        self.execute(w, &[region], a)
+    }
+
+    /// One invocation on the worker's VM for this program, with `r1 = ctx` and the run's epoch
+    /// guard pinned from start to end (map memory the program gets stays valid until it ends).
+    fn execute(&self, w: &mut Worker, regions: &[MemoryRegion<'_>], ctx: u64) -> Result<u64, Error> {
+        let mut vm = w.take_vm(self);
         w.env.guard = Some(bpfkit_maps::pin());
-        let result = vm.run_with_env(&[region], [a, 0, 0, 0, 0], &mut w.env);
+        let result = vm.run_with_env(regions, [ctx, 0, 0, 0, 0], &mut w.env);
         w.env.guard = None;
         w.put_vm(self, vm);
         result.map_err(|e| self.run_error(e))
