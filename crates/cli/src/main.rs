@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod elf;
+mod hexfmt;
 mod objcmd;
 
 /// A userspace eBPF runtime: assemble, disassemble and run BPF programs.
@@ -275,21 +276,6 @@ fn cmd_disasm(file: &Path) -> Result<()> {
     Ok(())
 }
 
-fn parse_hex(text: &str) -> Result<Vec<u8>> {
-    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let digits = digits.strip_prefix("0x").unwrap_or(&digits);
-    if !digits.len().is_multiple_of(2) {
-        bail!("hex memory has an odd number of digits");
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| {
-            let pair = digits.get(i..i + 2).context("hex memory is not ASCII")?;
-            u8::from_str_radix(pair, 16).with_context(|| format!("`{pair}` is not a hex byte"))
-        })
-        .collect()
-}
-
 fn load_program(slots: &[RawInsn]) -> Result<Program> {
     Ok(Program::load(slots, &Helpers::conformance())?)
 }
@@ -298,7 +284,7 @@ fn cmd_run(asm: &Path, mem: Option<&str>, mem_file: Option<&Path>, backend: Back
     let Backend::Interp = backend;
     let slots = assemble_file(asm)?;
     let mut memory = match (mem, mem_file) {
-        (Some(h), _) => parse_hex(h)?,
+        (Some(h), _) => hexfmt::parse(h)?,
         (None, Some(f)) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
         (None, None) => Vec::new(),
     };
@@ -321,10 +307,10 @@ fn conformance_plugin(args: &[String]) -> ExitCode {
             [] | ["--backend", "interp"] => {}
             other => bail!("unsupported plugin options {other:?} (supported: --backend interp)"),
         }
-        let mut memory = parse_hex(memory_hex).context("memory argument")?;
+        let mut memory = hexfmt::parse(memory_hex).context("memory argument")?;
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).context("reading the program from standard input")?;
-        let code = parse_hex(&text).context("program on standard input")?;
+        let code = hexfmt::parse(&text).context("program on standard input")?;
         let slots = slots_from_bytes(&code)?;
         decode_program(&slots)?;
         let mut vm = Vm::new(Arc::new(load_program(&slots)?));

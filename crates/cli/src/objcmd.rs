@@ -1,5 +1,6 @@
 //! Commands over ELF objects: `prog list`, `run OBJ --pcap`, `map dump`.
 
+use crate::hexfmt;
 use anyhow::{Context, Result, bail};
 use bpfkit::{Object, Prog, Runtime, SkbMeta, Worker, XdpPacket};
 use bpfkit_maps::Map;
@@ -25,21 +26,6 @@ pub struct RunOptions {
     pub threads: usize,
     pub trace: Option<PathBuf>,
     pub dump_map: Option<String>,
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Result<Vec<u8>> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) {
-        bail!("`{s}`: odd number of hex digits");
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).with_context(|| format!("`{s}` is not hex")))
-        .collect()
 }
 
 /// Opens an object in a runtime with one CPU slot per host CPU (per-CPU maps then have as many
@@ -127,14 +113,14 @@ fn dump_map(obj: &Object, m: &Arc<Map>) -> Result<Vec<Value>> {
     match spec.map_type {
         MapType::Queue | MapType::Stack => {
             while let Some(v) = m.pop() {
-                entries.push(json!({"key": "", "value": hex(&v)}));
+                entries.push(json!({"key": "", "value": hexfmt::format(&v)}));
             }
             return Ok(entries);
         }
         MapType::Ringbuf => {
             let rb = m.ringbuf().context("ring buffer")?;
             for r in rb.drain() {
-                entries.push(json!({"key": "", "value": hex(&r)}));
+                entries.push(json!({"key": "", "value": hexfmt::format(&r)}));
             }
             return Ok(entries);
         }
@@ -144,11 +130,11 @@ fn dump_map(obj: &Object, m: &Arc<Map>) -> Result<Vec<Value>> {
                 if spec.map_type == MapType::ProgArray {
                     if let Ok(e) = m.lookup_prog(&k) {
                         let name = obj.program_name_of(&e).map_or_else(|| format!("#{}", e.id), str::to_string);
-                        entries.push(json!({"key": hex(&k), "prog": name}));
+                        entries.push(json!({"key": hexfmt::format(&k), "prog": name}));
                     }
                 } else if let Ok(inner) = m.lookup_inner_map(&k) {
                     let name = obj.map_name_of(&inner).unwrap_or_else(|| format!("#{}", inner.id()));
-                    entries.push(json!({"key": hex(&k), "map": name}));
+                    entries.push(json!({"key": hexfmt::format(&k), "map": name}));
                 }
                 key = Some(k);
             }
@@ -160,11 +146,13 @@ fn dump_map(obj: &Object, m: &Arc<Map>) -> Result<Vec<Value>> {
     for (k, v) in m.entries().map_err(|e| anyhow::anyhow!("{e}"))? {
         let value = if per_cpu {
             let stride = (spec.value_size as usize).div_ceil(8) * 8;
-            Value::Array(v.chunks(stride).map(|c| Value::String(hex(&c[..spec.value_size as usize]))).collect())
+            Value::Array(
+                v.chunks(stride).map(|c| Value::String(hexfmt::format(&c[..spec.value_size as usize]))).collect(),
+            )
         } else {
-            Value::String(hex(&v))
+            Value::String(hexfmt::format(&v))
         };
-        entries.push(json!({"key": hex(&k), "value": value}));
+        entries.push(json!({"key": hexfmt::format(&k), "value": value}));
     }
     entries.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
     Ok(entries)
@@ -178,7 +166,8 @@ pub fn map_init(obj: &Object, path: &Path) -> Result<()> {
     for (name, entries) in maps {
         let m = obj.map(name)?;
         for e in entries.as_array().with_context(|| format!("map `{name}`: expected a list of entries"))? {
-            let key = unhex(e["key"].as_str().with_context(|| format!("map `{name}`: entry without \"key\""))?)?;
+            let key =
+                hexfmt::parse(e["key"].as_str().with_context(|| format!("map `{name}`: entry without \"key\""))?)?;
             if let Some(prog) = e["prog"].as_str() {
                 let index = u32::from_le_bytes(
                     key.as_slice().try_into().with_context(|| format!("map `{name}`: a prog array key is 4 bytes"))?,
@@ -188,12 +177,12 @@ pub fn map_init(obj: &Object, path: &Path) -> Result<()> {
                 obj.set_map_slot(name, &key, inner)?;
             } else {
                 let value = match &e["value"] {
-                    Value::String(s) => unhex(s)?,
+                    Value::String(s) => hexfmt::parse(s)?,
                     Value::Array(per_cpu) => {
                         let stride = (m.spec().value_size as usize).div_ceil(8) * 8;
                         let mut all = Vec::new();
                         for v in per_cpu {
-                            let mut b = unhex(v.as_str().context("per-CPU values are hex strings")?)?;
+                            let mut b = hexfmt::parse(v.as_str().context("per-CPU values are hex strings")?)?;
                             b.resize(stride, 0);
                             all.extend(b);
                         }
@@ -506,11 +495,11 @@ pub fn run_syscall(o: &SyscallOptions) -> Result<()> {
         map_init(&obj, init)?;
     }
     let prog = pick(&obj, o.prog.as_deref())?;
-    let mut contexts: Vec<Vec<u8>> = o.ctx.iter().map(|h| unhex(h)).collect::<Result<_>>()?;
+    let mut contexts: Vec<Vec<u8>> = o.ctx.iter().map(|h| hexfmt::parse(h)).collect::<Result<_>>()?;
     if let Some(f) = &o.ctx_file {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         for line in text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
-            contexts.push(unhex(line)?);
+            contexts.push(hexfmt::parse(line)?);
         }
     }
     let mut w = Worker::new(obj.runtime(), 0);
@@ -519,7 +508,7 @@ pub fn run_syscall(o: &SyscallOptions) -> Result<()> {
         let r = prog.run_raw(&mut w, c).with_context(|| format!("context {}", i + 1))?;
         // The kernel's test run reports a 32-bit return value.
         println!("{}", r as u32);
-        after.push(hex(c));
+        after.push(hexfmt::format(c));
     }
     emit_trace(o.trace.as_deref(), &w.take_trace());
     if let Some(path) = &o.ctx_out {
