@@ -182,7 +182,7 @@ pub fn standard() -> Helpers {
         Ok(text.len() as u64 + 1)
     });
     h.register(id::CSUM_DIFF, "bpf_csum_diff", |ctx, [from, from_size, to, to_size, seed]| {
-        if from_size % 4 != 0 || to_size % 4 != 0 || from_size + to_size > 512 {
+        if from_size % 4 != 0 || to_size % 4 != 0 || from_size.saturating_add(to_size) > 512 {
             return Ok(EINVAL);
         }
         let words = |addr: u64, size: u64| -> Result<Vec<u32>, HelperError> {
@@ -206,7 +206,7 @@ pub fn standard() -> Helpers {
     });
     h.register(id::STRNCMP, "bpf_strncmp", |ctx, [s1, s1_size, s2, ..]| {
         let a = ctx.slice(s1, s1_size as usize)?.to_vec();
-        let b = ctx.c_str(s2, s1_size as usize + 1)?;
+        let b = ctx.c_str(s2, (s1_size as usize).saturating_add(1))?;
         for (i, &x) in a.iter().enumerate() {
             let y = b.get(i).copied().unwrap_or(0);
             if x != y || x == 0 {
@@ -255,8 +255,11 @@ pub fn standard() -> Helpers {
         }
         let bytes = ctx.slice(from, len as usize)?.to_vec();
         let Some((_, frame)) = ctx.alloc_mut(RegionKind::Packet) else { return Ok(EFAULT) };
+        if offset > 0xffff {
+            return Ok(EFAULT);
+        }
         let start = data_off as u64 + offset;
-        if offset > 0xffff || start.saturating_add(len) > frame.len() as u64 {
+        if start.saturating_add(len) > frame.len() as u64 {
             return Ok(EFAULT);
         }
         frame[start as usize..(start + len) as usize].copy_from_slice(&bytes);
@@ -271,8 +274,11 @@ pub fn standard() -> Helpers {
             return Ok(EINVAL);
         }
         let Some((_, frame)) = ctx.alloc_mut(RegionKind::Packet) else { return Ok(EFAULT) };
+        if offset > 0xffff {
+            return Ok(EFAULT);
+        }
         let at = data_off as u64 + offset;
-        if offset > 0xffff || at + 2 > frame.len() as u64 {
+        if at + 2 > frame.len() as u64 {
             return Ok(EFAULT);
         }
         let at = at as usize;
@@ -301,7 +307,9 @@ pub fn standard() -> Helpers {
 /// returns `-EFAULT`, as the kernel does.
 fn skb_load(ctx: &mut HelperCtx<'_>, base: u64, offset: u64, to: u64, len: u64) -> Result<u64, HelperError> {
     let bytes = match ctx.alloc_mut(RegionKind::Packet) {
-        Some((_, frame)) if offset <= 0xffff && len > 0 && base + offset + len <= frame.len() as u64 => {
+        Some((_, frame))
+            if offset <= 0xffff && len > 0 && (base + offset).saturating_add(len) <= frame.len() as u64 =>
+        {
             Some(frame[(base + offset) as usize..(base + offset + len) as usize].to_vec())
         }
         _ => None,

@@ -9,6 +9,9 @@
 use bpfkit_interp::HelperCtx;
 use std::fmt::Write as _;
 
+/// The widest field a conversion may ask for.
+const MAX_WIDTH: usize = 1024;
+
 /// Why a format was refused (the helper returns -EINVAL).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
@@ -91,6 +94,10 @@ pub fn format(ctx: &HelperCtx<'_>, fmt: &[u8], args: &[u64]) -> Result<String, F
         while let Some(d) = fmt.get(i).filter(|d| d.is_ascii_digit()) {
             spec.width = spec.width.saturating_mul(10).saturating_add(usize::from(d - b'0'));
             i += 1;
+        }
+        // The kernel formats into small fixed buffers; a wider field is refused, not padded.
+        if spec.width > MAX_WIDTH {
+            return Err(FormatError::Unsupported { spec: text(fmt, start, i) });
         }
         if fmt.get(i) == Some(&b'.') {
             i += 1;
@@ -235,4 +242,44 @@ pub fn format_bytes<'c>(ctx: &'c HelperCtx<'_>, addr: u64, size: u64) -> Result<
     let bytes = ctx.slice(addr, size as usize).map_err(|_| FormatError::BadPointer { addr, spec: "fmt".into() })?;
     let end = bytes.iter().position(|&b| b == 0).ok_or(FormatError::Unterminated)?;
     Ok(&bytes[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use bpfkit_interp::{Helpers, Program, Vm};
+    use std::sync::{Arc, Mutex};
+
+    /// Runs `format` inside a helper (it needs a `HelperCtx`) on a string in the program's memory.
+    fn fmt(f: &str, args: [u64; 3]) -> Result<String, super::FormatError> {
+        let out = Arc::new(Mutex::new(None));
+        let mut h = Helpers::new();
+        let o = Arc::clone(&out);
+        let fmt_bytes = f.as_bytes().to_vec();
+        h.register(1, "fmt", move |ctx, [mem, ..]| {
+            let text = ctx.slice(mem, fmt_bytes.len())?.to_vec();
+            *o.lock().unwrap() = Some(super::format(ctx, &text, &args));
+            Ok(0)
+        });
+        let slots = bpfkit_isa::assemble("call 0x1\nexit").unwrap();
+        let mut mem = f.as_bytes().to_vec();
+        Vm::new(Arc::new(Program::load(&slots, &h).unwrap())).run_mem(&mut mem).unwrap();
+        out.lock().unwrap().take().unwrap()
+    }
+
+    #[test]
+    fn conversions() {
+        assert_eq!(fmt("a %d b %u c %x", [(-5i64) as u64, 7, 255]).unwrap(), "a -5 b 7 c ff");
+        assert_eq!(fmt("%5d|%-4x|%05u", [42, 10, 7]).unwrap(), "   42|a   |00007");
+        assert_eq!(fmt("%lld %llx", [u64::MAX, 1 << 40, 0]).unwrap(), "-1 10000000000");
+        assert_eq!(fmt("100%%", [0; 3]).unwrap(), "100%");
+    }
+
+    #[test]
+    fn refusals_are_errors_not_panics_or_huge_allocations() {
+        assert!(fmt("%99999999999999999999d", [1, 0, 0]).is_err());
+        assert!(fmt("%2000d", [1, 0, 0]).is_err());
+        assert!(fmt("%q", [0; 3]).is_err());
+        assert!(fmt("%d %d %d %d", [1, 2, 3]).is_err());
+        assert!(fmt("%s", [0, 0, 0]).is_err());
+    }
 }

@@ -91,3 +91,36 @@ fn prog_load_errors_name_the_instruction() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn hostile_helper_arguments_give_errors_not_panics() {
+    // Huge lengths and offsets (tests build with overflow checks: an unchecked add would panic).
+    let rt = Runtime::with_cpus(1);
+    let mut w = bpfkit::Worker::new(&rt, 0);
+    let cases = [
+        // bpf_skb_load_bytes(skb, 0, r10 - 8, u64::MAX)
+        "r2 = 0x0\nr3 = r10\nr3 += -0x8\nr4 = -0x1\ncall 0x1a\nexit",
+        // bpf_skb_load_bytes(skb, u64::MAX, r10 - 8, 4)
+        "r2 = -0x1\nr3 = r10\nr3 += -0x8\nr4 = 0x4\ncall 0x1a\nexit",
+        // bpf_csum_diff(r10 - 8, u64::MAX - 3, r10 - 8, 8, 0)
+        "r1 = r10\nr1 += -0x8\nr2 = -0x4\nr3 = r1\nr4 = 0x8\nr5 = 0x0\ncall 0x1c\nexit",
+        // bpf_strncmp(r10 - 8, u64::MAX, r10 - 8)
+        "r1 = r10\nr1 += -0x8\nr2 = -0x1\nr3 = r1\ncall 0xb6\nexit",
+        // bpf_skb_store_bytes(skb, u64::MAX, r10 - 8, 4, 0)
+        "r2 = -0x1\nr3 = r10\nr3 += -0x8\nr4 = 0x4\nr5 = 0x0\ncall 0x9\nexit",
+    ];
+    for asm in cases {
+        let insns = assemble(asm).unwrap();
+        let fd = rt
+            .prog_load(ProgLoad { name: "hostile".into(), prog_type: ProgType::SchedCls, insns, fd_array: vec![] })
+            .unwrap();
+        let prog = rt.prog_by_fd(fd).unwrap();
+        let mut frame = vec![0u8; 64];
+        frame[12] = 0x08; // IPv4 EtherType with a full header after it
+        let mut meta = bpfkit::SkbMeta::default();
+        match prog.run_skb(&mut w, &mut frame, &mut meta) {
+            Ok(r0) => assert!((r0 as i64) < 0, "{asm}: expected a negative errno, got {r0}"),
+            Err(e) => assert!(matches!(e, Error::Run { .. }), "{asm}: {e}"),
+        }
+    }
+}
