@@ -63,7 +63,7 @@ pub struct Runtime {
 
 struct Inner {
     ncpus: u32,
-    clock: Arc<dyn Clock>,
+    clock: RwLock<Arc<dyn Clock>>,
     maps: Arc<MapRegistry>,
     helpers: RwLock<Helpers>,
     kfuncs: RwLock<Vec<(String, Arc<KfuncFn>)>>,
@@ -94,7 +94,7 @@ impl Runtime {
         Runtime {
             inner: Arc::new(Inner {
                 ncpus: ncpus.max(1),
-                clock: Arc::new(MonotonicClock::default()),
+                clock: RwLock::new(Arc::new(MonotonicClock::default())),
                 maps: Arc::default(),
                 helpers: RwLock::new(helpers::standard()),
                 kfuncs: RwLock::default(),
@@ -145,10 +145,10 @@ impl Runtime {
         })
     }
 
-    /// Replaces the clock (before loading objects).
-    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Runtime {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("with_clock on a shared runtime"));
-        Runtime { inner: Arc::new(Inner { clock, ..inner }) }
+    /// Replaces the clock that `bpf_ktime_get_*_ns` and `bpf_jiffies64` read, for workers
+    /// created from now on (e.g. a [`crate::SteppedClock`] for reproducible runs).
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        *self.inner.clock.write().expect("clock lock") = clock;
     }
 
     /// Registers an extra helper (an embedding host's), by number.
@@ -783,7 +783,7 @@ impl Worker {
             vms: HashMap::new(),
             env: RunEnv {
                 cpu: cpu % runtime.inner.ncpus,
-                clock: Arc::clone(&runtime.inner.clock),
+                clock: Arc::clone(&runtime.inner.clock.read().expect("clock lock")),
                 rng: 0x2545_f491_4f6c_dd1d ^ (u64::from(cpu) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 trace: Vec::new(),
                 maps: Arc::default(),

@@ -76,3 +76,23 @@ fn unsupported_program_types_say_so() {
     let e = probe.run_raw(&mut w, &mut [0u8; 8]).unwrap_err();
     assert_eq!(e.to_string(), "program `probe`: program type kprobe is not supported yet");
 }
+
+#[test]
+fn a_stepped_clock_makes_time_reproducible() {
+    use std::sync::Arc;
+    let rt = Runtime::with_cpus(1);
+    rt.set_clock(Arc::new(bpfkit::SteppedClock::new(5_000_000_000, 1_000)));
+    rt.register_kfunc("bpfkit_test_add", |_, _| Ok(0));
+    rt.register_helper(1000, "host_double", |_, [v, ..]| Ok(v));
+    let insns = bpfkit_isa::assemble("call 0x5\nr6 = r0\ncall 0x5\nr0 -= r6\nexit").unwrap();
+    let fd = rt
+        .prog_load(bpfkit::ProgLoad {
+            name: "t".into(),
+            prog_type: bpfkit_object::ProgType::Syscall,
+            insns,
+            fd_array: vec![],
+        })
+        .unwrap();
+    let mut w = Worker::new(&rt, 0);
+    assert_eq!(rt.prog_by_fd(fd).unwrap().run_raw(&mut w, &mut [0u8; 4]).unwrap(), 1_000);
+}
