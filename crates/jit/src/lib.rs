@@ -1,0 +1,66 @@
+//! Executable-code foundation of the bpfkit x86-64 JIT (bpfkit-decisions D5).
+//!
+//! * [`CodeMemory`] holds machine code under a strict W^X discipline: the code is reachable through two
+//!   mappings of one anonymous shared memory object, an executable view that is never writable and a writable
+//!   view that is never executable. See the [`code_memory`] module for the publish/free protocol.
+//! * [`PatchSites`] / [`SiteState`] and [`CodeMemory::patch`] let emitted code contain 5-byte sites that are
+//!   switched between a jump and a no-op (or between two jump targets) atomically with respect to threads that
+//!   are running the code. See the [`patch`] module for the cross-modification protocol.
+//!
+//! Only Linux on x86-64 is supported; on other targets the crate only exports [`JitError`].
+#![deny(unsafe_code)]
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[allow(unsafe_code)]
+pub mod code_memory;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[allow(unsafe_code)]
+pub mod patch;
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub use code_memory::CodeMemory;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub use patch::{BarrierMode, PatchSites, SiteId, SiteState, barrier_mode};
+
+/// Errors of the JIT's code memory and patching layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JitError {
+    /// A system call failed; `errno` is the raw OS error number it reported.
+    #[error("{syscall} failed: {}", std::io::Error::from_raw_os_error(*errno))]
+    Syscall {
+        /// Name of the failing system call.
+        syscall: &'static str,
+        /// The errno it reported.
+        errno: i32,
+    },
+    /// The code is too large for every offset to be reachable with a rel32 displacement.
+    #[error("code of {len} bytes is too large (rel32 jumps must reach every offset)")]
+    CodeTooLarge {
+        /// Length of the rejected code in bytes.
+        len: usize,
+    },
+    /// `patch` was asked to modify an offset that is not a recorded patch site.
+    #[error("offset {offset} is not a recorded patch site")]
+    NotASite {
+        /// The offending offset.
+        offset: usize,
+    },
+    /// A recorded patch site does not satisfy the site invariants (alignment, bounds, encoding).
+    #[error("invalid patch site at offset {offset}: {reason}")]
+    InvalidSite {
+        /// Offset of the site.
+        offset: usize,
+        /// Which invariant is violated.
+        reason: &'static str,
+    },
+    /// A jump target is outside the code or lands inside a patch site.
+    #[error("invalid jump target {target_offset} for the site at {site_offset}: {reason}")]
+    InvalidTarget {
+        /// Offset of the site.
+        site_offset: usize,
+        /// The rejected target offset.
+        target_offset: usize,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+}
