@@ -48,68 +48,7 @@ enum Command {
     /// XDP_TX rewrite the packet), prints the count of each return value and the throughput.
     /// With --asm: the program gets one memory region (r1 points at it, r2 holds its length),
     /// helper 5 is the bpf_conformance suite's "unwind" helper, and r0 is printed.
-    Run {
-        /// ELF object (clang -target bpf) to run.
-        #[arg(conflicts_with = "asm", required_unless_present = "asm")]
-        object: Option<PathBuf>,
-        /// Program to run (function or section name); optional when the object has one.
-        #[arg(long)]
-        prog: Option<String>,
-        /// Packet capture (pcap) to run the program over.
-        #[arg(long, value_name = "FILE")]
-        pcap: Option<PathBuf>,
-        /// Run over the capture N times (results are those of the first round).
-        #[arg(long, default_value_t = 1)]
-        repeat: u64,
-        /// Write the packets that pass (XDP_PASS/XDP_TX, as the program left them) to a pcap.
-        #[arg(long, value_name = "FILE")]
-        out_pcap: Option<PathBuf>,
-        /// Write one decimal return value per packet, one per line.
-        #[arg(long, value_name = "FILE")]
-        retvals: Option<PathBuf>,
-        /// Write every map's final contents as JSON.
-        #[arg(long, value_name = "FILE")]
-        dump_maps: Option<PathBuf>,
-        /// Load map entries (same JSON; prog/map slots as {"key","prog"} / {"key","map"}) first.
-        #[arg(long, value_name = "FILE")]
-        map_init: Option<PathBuf>,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Spread the capture over N worker threads (per-CPU maps get one slot per worker).
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Write bpf_trace_printk output here instead of standard error.
-        #[arg(long, value_name = "FILE")]
-        trace: Option<PathBuf>,
-        /// Print this map's contents (JSON) after the run.
-        #[arg(long, value_name = "MAP")]
-        dump_map: Option<String>,
-        /// A syscall program's context, as hex (repeat for several runs).
-        #[arg(long, value_name = "HEX")]
-        ctx: Vec<String>,
-        /// Contexts for a syscall program, one hex line per run.
-        #[arg(long, value_name = "FILE")]
-        ctx_file: Option<PathBuf>,
-        /// Write each syscall run's context after the run, one hex line per run.
-        #[arg(long, value_name = "FILE")]
-        ctx_out: Option<PathBuf>,
-        /// Assembly file to run.
-        #[arg(long = "asm", value_name = "FILE")]
-        asm: Option<PathBuf>,
-        /// Memory contents as hex bytes ("00 01 ff" or "0001ff").
-        #[arg(long, conflicts_with = "mem_file", value_name = "HEX")]
-        mem: Option<String>,
-        /// Memory contents read from a file.
-        #[arg(long, value_name = "FILE")]
-        mem_file: Option<PathBuf>,
-        /// Execution backend.
-        #[arg(long, value_enum, default_value_t = Backend::Interp)]
-        backend: Backend,
-        /// Stop after this many taken backward jumps (unverified programs may loop forever).
-        #[arg(long, value_name = "N")]
-        branch_limit: Option<u64>,
-    },
+    Run(objcmd::RunArgs),
     /// Speak the bpf_conformance plugin protocol.
     ///
     /// Reads the program as hex bytes on standard input, takes the memory as hex bytes in the
@@ -156,7 +95,7 @@ enum MapCommand {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Backend {
+pub enum Backend {
     /// The bounds-checked reference interpreter.
     Interp,
 }
@@ -166,61 +105,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Asm { file, output } => cmd_asm(&file, output.as_deref()),
         Command::Disasm { file } => cmd_disasm(&file),
-        Command::Run {
-            object,
-            prog,
-            pcap,
-            repeat,
-            out_pcap,
-            retvals,
-            dump_maps,
-            map_init,
-            json,
-            threads,
-            trace,
-            dump_map,
-            ctx,
-            ctx_file,
-            ctx_out,
-            asm,
-            mem,
-            mem_file,
-            backend,
-            branch_limit,
-        } => match (object, asm) {
-            (Some(object), _) if !ctx.is_empty() || ctx_file.is_some() => {
-                objcmd::run_syscall(&objcmd::SyscallOptions {
-                    object,
-                    prog,
-                    ctx,
-                    ctx_file,
-                    ctx_out,
-                    map_init,
-                    dump_maps,
-                    dump_map,
-                    trace,
-                })
+        Command::Run(args) => match (&args.object, &args.asm) {
+            (Some(_), _) if !args.ctx.is_empty() || args.ctx_file.is_some() => objcmd::run_syscall(&args),
+            (Some(_), _) => objcmd::run(&args),
+            (None, Some(asm)) => {
+                cmd_run(asm, args.mem.as_deref(), args.mem_file.as_deref(), args.backend, args.branch_limit)
             }
-            (Some(object), _) => match pcap {
-                Some(pcap) => objcmd::run(&objcmd::RunOptions {
-                    object,
-                    prog,
-                    pcap,
-                    repeat,
-                    out_pcap,
-                    retvals,
-                    dump_maps,
-                    map_init,
-                    json,
-                    threads,
-                    trace,
-                    dump_map,
-                }),
-                None => {
-                    Err(anyhow::anyhow!("running an object needs --pcap FILE (or --ctx HEX for a syscall program)"))
-                }
-            },
-            (None, Some(asm)) => cmd_run(&asm, mem.as_deref(), mem_file.as_deref(), backend, branch_limit),
             (None, None) => Err(anyhow::anyhow!("give an object to run, or --asm FILE")),
         },
         Command::Prog { command: ProgCommand::List { object } } => objcmd::prog_list(&object),

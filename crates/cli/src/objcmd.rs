@@ -12,20 +12,69 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Options of `bpfkit run OBJ --pcap FILE`.
-pub struct RunOptions {
-    pub object: PathBuf,
-    pub prog: Option<String>,
-    pub pcap: PathBuf,
-    pub repeat: u64,
-    pub out_pcap: Option<PathBuf>,
-    pub retvals: Option<PathBuf>,
-    pub dump_maps: Option<PathBuf>,
-    pub map_init: Option<PathBuf>,
-    pub json: bool,
-    pub threads: usize,
-    pub trace: Option<PathBuf>,
-    pub dump_map: Option<String>,
+/// The arguments of `bpfkit run` (an object over a capture or contexts, or `--asm`).
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// ELF object (clang -target bpf) to run.
+    #[arg(conflicts_with = "asm", required_unless_present = "asm")]
+    pub(crate) object: Option<PathBuf>,
+    /// Program to run (function or section name); optional when the object has one.
+    #[arg(long)]
+    pub(crate) prog: Option<String>,
+    /// Packet capture (pcap) to run the program over.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pcap: Option<PathBuf>,
+    /// Run over the capture N times (results are those of the first round).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) repeat: u64,
+    /// Write the packets that pass (XDP_PASS/XDP_TX, as the program left them) to a pcap.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out_pcap: Option<PathBuf>,
+    /// Write one decimal return value per packet, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) retvals: Option<PathBuf>,
+    /// Write every map's final contents as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) dump_maps: Option<PathBuf>,
+    /// Load map entries (same JSON; prog/map slots as {"key","prog"} / {"key","map"}) first.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) map_init: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Spread the capture over N worker threads (per-CPU maps get one slot per worker).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) threads: usize,
+    /// Write bpf_trace_printk output here instead of standard error.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
+    /// Print this map's contents (JSON) after the run.
+    #[arg(long, value_name = "MAP")]
+    pub(crate) dump_map: Option<String>,
+    /// A syscall program's context, as hex (repeat for several runs).
+    #[arg(long, value_name = "HEX")]
+    pub(crate) ctx: Vec<String>,
+    /// Contexts for a syscall program, one hex line per run.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ctx_file: Option<PathBuf>,
+    /// Write each syscall run's context after the run, one hex line per run.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ctx_out: Option<PathBuf>,
+    /// Assembly file to run.
+    #[arg(long = "asm", value_name = "FILE")]
+    pub(crate) asm: Option<PathBuf>,
+    /// Memory contents as hex bytes ("00 01 ff" or "0001ff").
+    #[arg(long, conflicts_with = "mem_file", value_name = "HEX")]
+    pub(crate) mem: Option<String>,
+    /// Memory contents read from a file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) mem_file: Option<PathBuf>,
+    /// Execution backend.
+    #[arg(long, value_enum, default_value_t = crate::Backend::Interp)]
+    pub(crate) backend: crate::Backend,
+    /// Stop after this many taken backward jumps (unverified programs may loop forever).
+    #[arg(long, value_name = "N")]
+    pub(crate) branch_limit: Option<u64>,
 }
 
 /// Opens an object in a runtime with one CPU slot per host CPU (per-CPU maps then have as many
@@ -267,14 +316,16 @@ fn read_pcap(path: &Path) -> Result<Vec<(Duration, Vec<u8>)>> {
 }
 
 /// `bpfkit run OBJ --pcap FILE ...`.
-pub fn run(o: &RunOptions) -> Result<()> {
+pub fn run(o: &RunArgs) -> Result<()> {
+    let object = o.object.as_deref().context("no object to run")?;
+    let pcap = o.pcap.as_deref().context("running an object needs --pcap FILE (or --ctx HEX for a syscall program)")?;
     let threads = o.threads.max(1);
-    let obj = open(&o.object, threads as u32)?;
+    let obj = open(object, threads as u32)?;
     if let Some(init) = &o.map_init {
         map_init(&obj, init)?;
     }
     let prog = pick(&obj, o.prog.as_deref())?;
-    let packets = read_pcap(&o.pcap)?;
+    let packets = read_pcap(pcap)?;
     let repeat = o.repeat.max(1);
     let progress = (o.repeat > 1 || packets.len() > 100_000) && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let bar = progress.then(|| {
@@ -418,8 +469,8 @@ pub fn run(o: &RunOptions) -> Result<()> {
 }
 
 /// Packets per second of the same capture on a single worker, in a fresh copy of the object.
-fn single_worker_pps(o: &RunOptions, packets: &[(Duration, Vec<u8>)], repeat: u64) -> Result<f64> {
-    let obj = open(&o.object, 1)?;
+fn single_worker_pps(o: &RunArgs, packets: &[(Duration, Vec<u8>)], repeat: u64) -> Result<f64> {
+    let obj = open(o.object.as_deref().context("no object to run")?, 1)?;
     if let Some(init) = &o.map_init {
         map_init(&obj, init)?;
     }
@@ -475,22 +526,9 @@ pub fn map_dump(object: &Path, map: &str, init: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// Options of `bpfkit run OBJ --ctx HEX` (syscall programs).
-pub struct SyscallOptions {
-    pub object: PathBuf,
-    pub prog: Option<String>,
-    pub ctx: Vec<String>,
-    pub ctx_file: Option<PathBuf>,
-    pub ctx_out: Option<PathBuf>,
-    pub map_init: Option<PathBuf>,
-    pub dump_maps: Option<PathBuf>,
-    pub dump_map: Option<String>,
-    pub trace: Option<PathBuf>,
-}
-
 /// Runs a `syscall` program once per context; prints each return value.
-pub fn run_syscall(o: &SyscallOptions) -> Result<()> {
-    let obj = open(&o.object, 1)?;
+pub fn run_syscall(o: &RunArgs) -> Result<()> {
+    let obj = open(o.object.as_deref().context("no object to run")?, 1)?;
     if let Some(init) = &o.map_init {
         map_init(&obj, init)?;
     }
