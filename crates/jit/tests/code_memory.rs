@@ -1,6 +1,8 @@
 //! W^X code memory: permissions of both views and executing freshly written code.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+mod common;
+
 use bpfkit_jit::{CodeMemory, JitError, PatchSites, SiteState, barrier_mode};
 
 type Func = extern "sysv64" fn() -> u64;
@@ -20,21 +22,9 @@ fn perms_of_mapping_at(addr: usize) -> String {
     panic!("no mapping starts at {addr:#x}");
 }
 
-/// Code memory needs `memfd_create`, two shared mappings and `membarrier`; where the sandbox
-/// refuses them, the JIT (correctly) refuses to run, and these tests say so and skip.
-fn jit_available() -> bool {
-    match bpfkit_jit::barrier_mode().and_then(|_| bpfkit_jit::CodeMemory::new(&[0xc3]).map(drop)) {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED: JIT code memory is not available here: {e}");
-            false
-        }
-    }
-}
-
 #[test]
 fn views_are_w_xor_x_and_code_runs() {
-    if !jit_available() {
+    if !common::jit_available() {
         return;
     }
     // mov eax, 42 ; ret
@@ -55,7 +45,7 @@ fn views_are_w_xor_x_and_code_runs() {
 
 #[test]
 fn tail_is_int3() {
-    if !jit_available() {
+    if !common::jit_available() {
         return;
     }
     let mem = CodeMemory::new(&[0xC3]).unwrap();
@@ -67,7 +57,7 @@ fn tail_is_int3() {
 
 #[test]
 fn rejects_invalid_sites() {
-    if !jit_available() {
+    if !common::jit_available() {
         return;
     }
     let mut sites = PatchSites::new();
@@ -82,7 +72,7 @@ fn rejects_invalid_sites() {
 
 #[test]
 fn reports_barrier_mode() {
-    if !jit_available() {
+    if !common::jit_available() {
         return;
     }
     let mode = barrier_mode().unwrap();

@@ -1,6 +1,8 @@
 //! Patch sites flipped while other threads run the code.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,21 +31,9 @@ fn func(mem: &CodeMemory) -> Func {
     unsafe { std::mem::transmute::<*const u8, Func>(mem.exec_ptr()) }
 }
 
-/// Code memory needs `memfd_create`, two shared mappings and `membarrier`; where the sandbox
-/// refuses them, the JIT (correctly) refuses to run, and these tests say so and skip.
-fn jit_available() -> bool {
-    match bpfkit_jit::barrier_mode().and_then(|_| bpfkit_jit::CodeMemory::new(&[0xc3]).map(drop)) {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED: JIT code memory is not available here: {e}");
-            false
-        }
-    }
-}
-
 #[test]
 fn initial_states_run() {
-    if !jit_available() {
+    if !common::jit_available() {
         return;
     }
     let (mem, site, two) = build(false);
@@ -56,7 +46,7 @@ fn initial_states_run() {
 
 #[test]
 fn patching_a_non_site_is_an_error() {
-    if !jit_available() {
+    if !common::jit_available() {
         return;
     }
     let (mem, site, two) = build(false);
@@ -79,7 +69,7 @@ fn patching_a_non_site_is_an_error() {
 
 #[test]
 fn patch_keeps_trailing_bytes_and_switches_targets() {
-    if !jit_available() {
+    if !common::jit_available() {
         return;
     }
     let (mem, site, two) = build(false);
@@ -98,7 +88,7 @@ fn patch_keeps_trailing_bytes_and_switches_targets() {
 
 #[test]
 fn site_flipped_while_threads_run() {
-    if !jit_available() {
+    if !common::jit_available() {
         return;
     }
     const THREADS: usize = 3;
@@ -154,7 +144,7 @@ fn site_flipped_while_threads_run() {
 
 #[test]
 fn concurrent_patchers_are_serialised() {
-    if !jit_available() {
+    if !common::jit_available() {
         return;
     }
     let (mem, site, two) = build(false);
