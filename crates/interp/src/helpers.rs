@@ -35,10 +35,30 @@ pub struct Helper {
     pub(crate) kind: HelperKind,
 }
 
+/// What kind of helper a [`Helper`] is, for code generators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelperClass {
+    /// A host function.
+    Func,
+    /// `bpf_tail_call`.
+    TailCall,
+    /// `bpf_loop`.
+    Loop,
+}
+
 impl Helper {
     /// The helper's name, for logs and errors.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// What the helper does, for code generators.
+    pub fn class(&self) -> HelperClass {
+        match self.kind {
+            HelperKind::Func(_) => HelperClass::Func,
+            HelperKind::TailCall(_) => HelperClass::TailCall,
+            HelperKind::Loop => HelperClass::Loop,
+        }
     }
 }
 

@@ -11,10 +11,12 @@
 
 mod helpers;
 pub mod memory;
+pub mod native;
 mod program;
 mod vm;
 
-pub use helpers::{Helper, HelperCtx, HelperError, HelperFn, Helpers, TailCallFn};
+pub use helpers::{Helper, HelperClass, HelperCtx, HelperError, HelperFn, Helpers, TailCallFn};
 pub use memory::{AccessError, CtxField, MemoryRegion, RegionKind};
+pub use native::{Backend, NativeCode};
 pub use program::{LoadError, Program};
 pub use vm::{MAX_CALL_FRAMES, MAX_TAIL_CALLS, MAY_GOTO_BUDGET, RunError, RunErrorKind, STACK_SIZE, Vm};

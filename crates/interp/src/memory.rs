@@ -373,6 +373,15 @@ impl MemMap {
         Some((c.shadow.wrapping_add(f.shadow_off as usize), f, inner))
     }
 
+    /// Loads `size` (1, 2, 4 or 8) bytes at `addr` from a plain region, zero-extended.
+    pub(crate) fn load_plain(&self, addr: u64, size: u64) -> Result<u64, AccessError> {
+        let p = self.translate(addr, size, false)?;
+        let mut w = [0u8; 8];
+        // SAFETY: `translate` checked `[p, p + size)` is inside a readable region; size <= 8.
+        unsafe { std::ptr::copy_nonoverlapping(p, w.as_mut_ptr(), size.min(8) as usize) };
+        Ok(u64::from_le_bytes(w))
+    }
+
     #[cold]
     #[inline(never)]
     fn load_slow(&self, addr: u64, size: u64) -> Result<u64, AccessError> {

@@ -4,11 +4,13 @@
 //! so that the interpreter loop does one `match` per instruction and nothing else.
 
 use crate::helpers::{Helper, Helpers};
+use crate::native::NativeCode;
 use bpfkit_isa::{
     AluOp, AtomicOp, CallTarget, Cond, DecodeError, Endian, Insn, LdImmSrc, Operand, RawInsn, Size, Width,
     decode_program,
 };
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Why a program cannot be loaded into the interpreter.
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +248,7 @@ pub struct Program {
     /// Slot indices where an instruction starts (false for lddw tails).
     pub(crate) insn_start: Vec<bool>,
     slots: Vec<RawInsn>,
+    native: OnceLock<NativeCode>,
 }
 
 impl std::fmt::Debug for Program {
@@ -444,7 +447,15 @@ impl Program {
             }
             ops[pc] = op;
         }
-        Ok(Program { ops, helpers: table, table_ids, helper_ids, insn_start, slots: slots.to_vec() })
+        Ok(Program {
+            ops,
+            helpers: table,
+            table_ids,
+            helper_ids,
+            insn_start,
+            slots: slots.to_vec(),
+            native: OnceLock::new(),
+        })
     }
 
     /// The instruction slots the program was loaded from.
@@ -473,6 +484,23 @@ impl Program {
         let rel = addr.wrapping_sub(self.code_base());
         let idx = usize::try_from(rel / 8).ok()?;
         (rel.is_multiple_of(8) && idx < self.insn_start.len() && self.insn_start[idx]).then_some(idx)
+    }
+
+    /// The helper a `call id` of this program calls: a reference into the program's own table,
+    /// whose address stays valid as long as the program (native code embeds it).
+    pub fn helper(&self, id: i32) -> Option<&Helper> {
+        self.helper_ids.get(&id).map(|&i| &self.helpers[i])
+    }
+
+    /// Attaches native code (the JIT's output) that [`Backend::Native`](crate::Backend) runs.
+    /// A program has at most one: a second attach returns the code back.
+    pub fn attach_native(&self, code: NativeCode) -> Result<(), NativeCode> {
+        self.native.set(code)
+    }
+
+    /// The attached native code, if any.
+    pub fn native(&self) -> Option<&NativeCode> {
+        self.native.get()
     }
 
     pub(crate) fn code_base(&self) -> u64 {

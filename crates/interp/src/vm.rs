@@ -8,6 +8,7 @@
 
 use crate::helpers::{HelperCtx, HelperError, HelperKind};
 use crate::memory::{AccessError, HotRegions, MemMap, MemoryRegion, Region, RegionKind, zero_stack_frame};
+use crate::native::{self, Backend, NativeRun};
 use crate::program::{AtomicKind, Kind, Program};
 use std::any::Any;
 use std::sync::Arc;
@@ -53,6 +54,12 @@ pub enum RunErrorKind {
     BranchLimit { limit: u64 },
     #[error("bpf_loop callback {value:#x} is not the start of a function of this program")]
     BadCallback { value: u64 },
+    #[error("the program has no native code (it was not JIT-compiled)")]
+    NoNativeCode,
+    #[error("not supported: {what}")]
+    Unsupported { what: &'static str },
+    #[error("native code stopped with unknown status {status}")]
+    NativeAbort { status: u64 },
 }
 
 /// A caller's state, saved by a BPF-to-BPF call (or a `bpf_loop` callback).
@@ -92,6 +99,9 @@ pub struct Vm {
     may_goto_budget: u64,
     /// Regions that stay valid across runs (map storage), checked after the run's own.
     persistent: Vec<Region>,
+    backend: Backend,
+    /// Programs a native run entered by tail calls (kept alive until it ends).
+    keep: Vec<Arc<Program>>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -121,12 +131,25 @@ impl Vm {
             branch_limit: u64::MAX,
             may_goto_budget: MAY_GOTO_BUDGET,
             persistent: Vec::new(),
+            backend: Backend::Interpreter,
+            keep: Vec::with_capacity(MAX_TAIL_CALLS as usize),
         }
     }
 
     /// The program this VM runs.
     pub fn program(&self) -> &Arc<Program> {
         &self.program
+    }
+
+    /// Chooses the engine: the interpreter (default) or the native code attached to the
+    /// program. Native runs do not count backward jumps ([`Vm::set_branch_limit`]).
+    pub fn set_backend(&mut self, backend: Backend) {
+        self.backend = backend;
+    }
+
+    /// The engine runs use.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Ends a run with an error after `limit` taken backward jumps (default: no limit). A
@@ -197,9 +220,39 @@ impl Vm {
         }
         self.mem.regions.extend_from_slice(&self.persistent);
         self.frames.clear();
-        let result = self.exec(args, env);
+        let result = match self.backend {
+            Backend::Interpreter => self.exec(args, env),
+            Backend::Native => self.exec_native(args, env),
+        };
         self.mem.regions.clear();
         self.mem.ctx = None;
+        result
+    }
+
+    fn exec_native(&mut self, args: [u64; 5], env: &mut dyn Any) -> Result<u64, RunError> {
+        let Vm { program, stack, mem, may_goto_budget, keep, .. } = self;
+        let Some(code) = program.native() else {
+            return Err(RunError { pc: 0, kind: RunErrorKind::NoNativeCode });
+        };
+        // Native code manages its frames itself: helpers may reach all of them.
+        let base = stack.as_mut_ptr();
+        let len = stack.len();
+        mem.stack = Region {
+            start: base as u64,
+            len: len as u64,
+            base,
+            writable: true,
+            kind: RegionKind::Stack,
+            alloc_start: base as u64,
+            alloc_len: len as u64,
+            alloc_base: base,
+        };
+        let top = base as u64 + len as u64;
+        let limit = top - ((MAX_CALL_FRAMES - 1) * STACK_SIZE) as u64;
+        let budget = *may_goto_budget;
+        let mut run = NativeRun { mem, env, error: None, tail_calls: 0, keep };
+        let result = native::run(code, &mut run, args, top, limit, budget);
+        run.keep.clear();
         result
     }
 
@@ -387,21 +440,12 @@ impl Vm {
                         Kind::Atomic => mem!(atomic(mem, &mut reg, d, s, op.off, op.imm as u64, op.aux)),
                         Kind::LdAbs | Kind::LdInd => {
                             let base = if op.kind == Kind::LdInd { reg[s] as u32 as i32 as i64 } else { 0 };
-                            let Some(pkt) = mem.regions.iter().find(|r| r.kind == RegionKind::Packet).copied() else {
-                                fail!(RunErrorKind::NoPacket);
-                            };
-                            let off = base + op.imm;
-                            let size = op.off as u64;
-                            // Like the kernel, an out-of-range offset ends the program with r0 = 0.
-                            if off < 0 || (off as u64).saturating_add(size) > pkt.len {
-                                return Ok(0);
+                            match ld_packet(mem, base + op.imm, op.off as u64) {
+                                Ok(Some(v)) => reg[0] = v,
+                                // Like the kernel, an out-of-range offset ends the program with r0 = 0.
+                                Ok(None) => return Ok(0),
+                                Err(kind) => fail!(kind),
                             }
-                            let a = pkt.start + off as u64;
-                            reg[0] = match size {
-                                1 => mem!(hot.load::<1>(mem, a)),
-                                2 => u64::from((mem!(hot.load::<2>(mem, a)) as u16).swap_bytes()),
-                                _ => u64::from((mem!(hot.load::<4>(mem, a)) as u32).swap_bytes()),
-                            };
                         }
 
                         Kind::Ja => jump!(op.off),
@@ -628,6 +672,24 @@ impl Vm {
             cur = next;
         }
     }
+}
+
+/// `LD_ABS`/`LD_IND`: the big-endian `size`-byte value at `off` in the packet; `None` when the
+/// offset is outside it (the program then ends with `r0 = 0`).
+pub(crate) fn ld_packet(mem: &MemMap, off: i64, size: u64) -> Result<Option<u64>, RunErrorKind> {
+    let Some(pkt) = mem.regions.iter().find(|r| r.kind == RegionKind::Packet).copied() else {
+        return Err(RunErrorKind::NoPacket);
+    };
+    if off < 0 || (off as u64).saturating_add(size) > pkt.len {
+        return Ok(None);
+    }
+    let a = pkt.start + off as u64;
+    let v = mem.load_plain(a, size)?;
+    Ok(Some(match size {
+        1 => v,
+        2 => u64::from((v as u16).swap_bytes()),
+        _ => u64::from((v as u32).swap_bytes()),
+    }))
 }
 
 #[inline(always)]

@@ -7,8 +7,72 @@
 //!   switched between a jump and a no-op (or between two jump targets) atomically with respect to threads that
 //!   are running the code. See the [`patch`] module for the cross-modification protocol.
 //!
+//! * [`jit`] compiles a loaded [`Program`] to x86-64 ([`lower`] documents the conventions) and
+//!   attaches the code, which a `Vm` with [`Backend::Native`](bpfkit_interp::Backend) then runs.
+//!   The JIT does no bounds checks: it compiles only programs that are trusted ([`Trust`]).
+//!
 //! Only Linux on x86-64 is supported; on other targets the crate only exports [`JitError`].
 #![deny(unsafe_code)]
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[allow(unsafe_code)]
+mod attach;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod ctx;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod lower;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod x86;
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub use attach::{JitCode, jit};
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub use ctx::CtxLayout;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub use lower::{Compiled, compile};
+
+/// Whether this process can hold JIT code: code memory needs `memfd_create`, two shared
+/// mappings and `membarrier`. Where a sandbox refuses them the JIT refuses to run.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub fn available() -> Result<(), JitError> {
+    barrier_mode()?;
+    CodeMemory::new(&[0xc3]).map(drop)
+}
+
+/// Why a program trusts to run without bounds checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// The caller vouches that the program is safe (tests, benchmarks, and users who say so
+    /// explicitly). bpfkit's verifier is not complete yet; when it is, a proof of verification
+    /// will be the other way in.
+    CallerVouches,
+}
+
+/// How to compile.
+#[derive(Clone, Debug, Default)]
+pub struct JitOptions {
+    /// The program's context, when `r1` is a translated context (XDP, skb); `None` when it is
+    /// plain memory (raw buffers, `syscall` programs).
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    pub ctx: Option<CtxLayout>,
+}
+
+/// Why a program cannot be compiled.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CompileError {
+    #[error("insn {pc}: {reason}")]
+    Malformed { pc: usize, reason: String },
+    #[error("insn {pc}: {reason}")]
+    Context { pc: usize, reason: String },
+    #[error("insn {pc}: {what} is not supported by the JIT yet")]
+    Unsupported { pc: usize, what: &'static str },
+    #[error("the program already has native code attached")]
+    AlreadyCompiled,
+    #[error("JIT internal error: {reason}")]
+    Internal { reason: &'static str },
+    #[error(transparent)]
+    Memory(#[from] JitError),
+}
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 #[allow(unsafe_code)]

@@ -6,7 +6,7 @@
 //! encoding, one little-endian u64 per slot), and free-text sections (`c`, `no register
 //! offset`) that only document the test. `#` starts a comment line outside `asm`.
 
-use bpfkit_interp::{Helpers, Program, Vm};
+use bpfkit_interp::{Backend, Helpers, Program, Vm};
 use bpfkit_isa::RawInsn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -126,6 +126,23 @@ pub fn check_interp(case: &Case) -> Result<(), String> {
         .map_err(|e| e.to_string())
         .and_then(|p| Vm::new(Arc::new(p)).run_mem(&mut case.mem.clone()).map_err(|e| e.to_string()));
     compare(case, outcome)
+}
+
+/// Runs a case in the JIT (the program compiled and run natively; compile errors count as
+/// errors); `Ok(())` when it behaves as the file says.
+pub fn check_jit(case: &Case) -> Result<(), String> {
+    compare(case, run_jit(case))
+}
+
+/// The outcome of a case in the JIT.
+pub fn run_jit(case: &Case) -> Result<u64, String> {
+    let slots = program_of(case)?;
+    let program = Arc::new(Program::load(&slots, &Helpers::conformance()).map_err(|e| e.to_string())?);
+    bpfkit_jit::jit(&program, &bpfkit_jit::JitOptions::default(), bpfkit_jit::Trust::CallerVouches)
+        .map_err(|e| e.to_string())?;
+    let mut vm = Vm::new(program);
+    vm.set_backend(Backend::Native);
+    vm.run_mem(&mut case.mem.clone()).map_err(|e| e.to_string())
 }
 
 /// Compares an outcome (`r0` or an error message) with the case's expectation. Like the

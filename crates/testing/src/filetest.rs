@@ -17,7 +17,7 @@
 //! `BPFKIT_BLESS=1 cargo test -p bpfkit-testing --test filetests` rewrites every expectation with
 //! the actual output; review the diff before committing.
 
-use bpfkit_interp::{Helpers, Program, Vm};
+use bpfkit_interp::{Backend, Helpers, Program, RunErrorKind, Vm};
 use bpfkit_isa::{RawInsn, assemble, listing, slots_from_bytes};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -157,17 +157,55 @@ pub fn run_case(case: &FileCase) -> Result<Vec<String>, String> {
                 Some(n) => Some(n.parse::<u64>().map_err(|_| format!("bad branch-limit `{n}`"))?),
                 None => None,
             };
-            let result = assemble(&input)
+            let program = assemble(&input)
                 .map_err(|e| e.to_string())
                 .and_then(|slots| Program::load(&slots, &Helpers::conformance()).map_err(|e| e.to_string()))
-                .and_then(|p| {
-                    let mut vm = Vm::new(Arc::new(p));
-                    vm.set_branch_limit(limit);
-                    vm.run_mem(&mut mem).map_err(|e| e.to_string())
-                });
-            match result {
+                .map(Arc::new);
+            let show = |r: Result<u64, String>| match r {
                 Ok(r0) => format!("r0 = {r0:#x}\n"),
                 Err(e) => format!("error: {e}\n"),
+            };
+            match program {
+                Err(e) => format!("error: {e}\n"),
+                Ok(p) => {
+                    let original = mem.clone();
+                    let mut vm = Vm::new(Arc::clone(&p));
+                    vm.set_branch_limit(limit);
+                    let interp = vm.run_mem(&mut mem);
+                    // The interpreter is the oracle for the JIT. The JIT runs only trusted
+                    // programs (it does no bounds checks), so it runs the cases the interpreter
+                    // ran without a memory fault or a loop cut short: the same input takes the
+                    // same path, so those accesses are all in bounds.
+                    let jit_safe = match &interp {
+                        Ok(_) => true,
+                        Err(e) => matches!(
+                            e.kind,
+                            RunErrorKind::CallDepth { .. }
+                                | RunErrorKind::Helper { .. }
+                                | RunErrorKind::UnknownHelper { .. }
+                        ),
+                    };
+                    let interp_out = show(interp.map_err(|e| e.to_string()));
+                    if jit_safe && crate::jit_available() {
+                        let mut jmem = original;
+                        let native =
+                            bpfkit_jit::jit(&p, &bpfkit_jit::JitOptions::default(), bpfkit_jit::Trust::CallerVouches)
+                                .map_err(|e| e.to_string())
+                                .and_then(|_| {
+                                    let mut vm = Vm::new(Arc::clone(&p));
+                                    vm.set_backend(Backend::Native);
+                                    vm.run_mem(&mut jmem).map_err(|e| e.to_string())
+                                });
+                        let jit_out = show(native);
+                        if jit_out != interp_out || jmem != mem {
+                            return Err(format!(
+                                "the JIT disagrees with the interpreter:\n  interp: {}  memory {:02x?}\n  jit:    {}  memory {:02x?}",
+                                interp_out, mem, jit_out, jmem
+                            ));
+                        }
+                    }
+                    interp_out
+                }
             }
         }
         other => return Err(format!("unknown case kind `{other}`")),

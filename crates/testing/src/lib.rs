@@ -5,3 +5,15 @@
 pub mod conformance;
 pub mod filetest;
 pub mod fuzz;
+
+/// Whether the JIT can run here; prints a visible SKIPPED line when it cannot (tests then skip
+/// their JIT half).
+pub fn jit_available() -> bool {
+    match bpfkit_jit::available() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("SKIPPED: JIT code memory is not available here: {e}");
+            false
+        }
+    }
+}
