@@ -8,7 +8,9 @@
 //!
 //! Programs run in the bounds-checked reference interpreter: until the verifier lands, every
 //! memory access is checked at run time instead of proven at load time, and context accesses
-//! are translated through field tables ([`context`]) rather than rewritten.
+//! are translated through field tables ([`context`]) rather than rewritten. The JIT
+//! ([`Object::jit`], [`Backend::Jit`]) runs only programs someone vouches for ([`Trust`]): it
+//! does no bounds checks, so until the verifier lands it is opt-in.
 #![deny(unsafe_code)]
 
 pub mod commands;
@@ -49,4 +51,18 @@ pub enum Error {
     BadFd { what: &'static str, id: u32 },
     #[error("program `{program}`: {source}{line}")]
     Run { program: String, source: bpfkit_interp::RunError, line: String },
+    #[error("program `{program}`: JIT: {source}")]
+    Jit { program: String, source: bpfkit_jit::CompileError },
 }
+
+/// Which engine a [`Worker`] runs programs with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// The bounds-checked reference interpreter: runs any program.
+    #[default]
+    Interp,
+    /// Native code from the x86-64 JIT: runs programs compiled with [`Object::jit`] only.
+    Jit,
+}
+
+pub use bpfkit_jit::Trust;

@@ -442,6 +442,17 @@ impl Object {
         self.map_defs.iter().find(|d| d.name == name)
     }
 
+    /// Compiles every program of the object with the x86-64 JIT, so that workers set to
+    /// [`Backend::Jit`](crate::Backend) run them natively (tail calls between them stay native).
+    /// The JIT does no bounds checks: `trust` states who vouches for the programs, until
+    /// bpfkit's verifier can. Programs already compiled are left as they are.
+    pub fn jit(&self, trust: crate::Trust) -> Result<(), Error> {
+        for p in &self.programs {
+            p.jit(trust)?;
+        }
+        Ok(())
+    }
+
     /// Sets slot `index` of a prog array to program `prog` of this object.
     pub fn set_prog_slot(&self, map: &str, index: u32, prog: &str) -> Result<(), Error> {
         let m = self.map(map)?;
@@ -538,6 +549,43 @@ impl Prog {
     /// Source lines of instructions (from BTF line info).
     pub fn line_info(&self) -> &[bpfkit_object::LineInfo] {
         &self.line_info
+    }
+
+    /// Compiles this program with the JIT (see [`Object::jit`]); a no-op when already done.
+    pub fn jit(&self, trust: crate::Trust) -> Result<(), Error> {
+        if self.program.native().is_some() {
+            return Ok(());
+        }
+        let ctx = match self.prog_type {
+            ProgType::Xdp => Some(bpfkit_jit::CtxLayout { fields: &context::XDP_MD_FIELDS, visible_size: XDP_MD_SIZE }),
+            ProgType::SocketFilter => {
+                Some(bpfkit_jit::CtxLayout { fields: &context::SKB_SOCKET_FIELDS, visible_size: SK_BUFF_SIZE })
+            }
+            ProgType::SchedCls | ProgType::SchedAct => {
+                Some(bpfkit_jit::CtxLayout { fields: &context::SKB_TC_FIELDS, visible_size: SK_BUFF_SIZE })
+            }
+            _ => None,
+        };
+        let opts = bpfkit_jit::JitOptions { ctx };
+        match bpfkit_jit::jit(&self.program, &opts, trust) {
+            Ok(_) | Err(bpfkit_jit::CompileError::AlreadyCompiled) => Ok(()),
+            Err(source) => Err(Error::Jit { program: self.name.clone(), source }),
+        }
+    }
+
+    /// Whether the program has native code (it was compiled with [`Prog::jit`]).
+    pub fn is_jitted(&self) -> bool {
+        self.program.native().is_some()
+    }
+
+    /// The JIT's code for this program, if compiled (for dumps).
+    pub fn jit_code(&self) -> Option<&bpfkit_jit::JitCode> {
+        self.program.native()?.owner().downcast_ref::<Arc<bpfkit_jit::JitCode>>().map(|a| &**a)
+    }
+
+    /// The interpreter's program (shared with the JIT).
+    pub fn interp_program(&self) -> &Arc<Program> {
+        &self.program
     }
 
     fn check_type(&self, allowed: &[ProgType], what: &str) -> Result<(), Error> {
@@ -652,7 +700,17 @@ impl Prog {
     /// One invocation on the worker's VM for this program, with `r1 = ctx` and the run's epoch
     /// guard pinned from start to end (map memory the program gets stays valid until it ends).
     fn execute(&self, w: &mut Worker, regions: &[MemoryRegion<'_>], ctx: u64) -> Result<u64, Error> {
+        if w.backend == crate::Backend::Jit && !self.is_jitted() {
+            return Err(Error::Program {
+                program: self.name.clone(),
+                reason: "the worker runs the JIT, but this program was not JIT-compiled (Object::jit)".into(),
+            });
+        }
         let mut vm = w.take_vm(self);
+        vm.set_backend(match w.backend {
+            crate::Backend::Interp => bpfkit_interp::Backend::Interpreter,
+            crate::Backend::Jit => bpfkit_interp::Backend::Native,
+        });
         w.env.guard = Some(bpfkit_maps::pin());
         let result = vm.run_with_env(regions, [ctx, 0, 0, 0, 0], &mut w.env);
         w.env.guard = None;
@@ -774,6 +832,7 @@ impl XdpPacket {
 pub struct Worker {
     vms: HashMap<usize, Vm>,
     env: RunEnv,
+    backend: crate::Backend,
 }
 
 impl Worker {
@@ -791,7 +850,18 @@ impl Worker {
                 ctx: CtxKind::Raw,
                 guard: None,
             },
+            backend: crate::Backend::Interp,
         }
+    }
+
+    /// Chooses the engine this worker runs programs with (default: the interpreter).
+    pub fn set_backend(&mut self, backend: crate::Backend) {
+        self.backend = backend;
+    }
+
+    /// The engine this worker runs programs with.
+    pub fn backend(&self) -> crate::Backend {
+        self.backend
     }
 
     /// The CPU slot.

@@ -54,7 +54,9 @@ enum Command {
     /// Reads the program as hex bytes on standard input, takes the memory as hex bytes in the
     /// first argument, prints r0 in hex, and exits non-zero with the error on failure.
     ConformancePlugin {
-        /// Memory as hex bytes, then plugin options (`--backend interp`); empty ones are ignored.
+        /// Memory as hex bytes, then plugin options (`--interpret` or `--backend interp`, the
+        /// default; `--jit` or `--backend jit`: the harness vouches for its programs); empty ones
+        /// are ignored.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -96,8 +98,28 @@ enum MapCommand {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
+    /// The JIT for verified programs, the interpreter for the others. bpfkit's verifier is not
+    /// complete yet, so today this is the interpreter.
+    Auto,
     /// The bounds-checked reference interpreter.
     Interp,
+    /// The x86-64 JIT: verified programs only, or with --trust-unverified.
+    Jit,
+}
+
+/// Why an unverified program may not run in the JIT, for the user.
+pub const JIT_REFUSED: &str = "the JIT runs verified programs only, and bpfkit's verifier is not complete yet, \
+so this program has not been verified. It runs in the bounds-checked interpreter (--backend interp, \
+the default); to run it in the JIT anyway, vouch for it with --trust-unverified (the JIT does no \
+bounds checks: a faulty program can crash bpfkit)";
+
+/// The runtime backend for a command line choice.
+pub fn resolve_backend(backend: Backend, trust: bool) -> Result<bpfkit::Backend> {
+    match (backend, trust) {
+        (Backend::Auto | Backend::Interp, _) => Ok(bpfkit::Backend::Interp),
+        (Backend::Jit, true) => Ok(bpfkit::Backend::Jit),
+        (Backend::Jit, false) => bail!("{JIT_REFUSED}"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -108,9 +130,13 @@ fn main() -> ExitCode {
         Command::Run(args) => match (&args.object, &args.asm) {
             (Some(_), _) if !args.ctx.is_empty() || args.ctx_file.is_some() => objcmd::run_syscall(&args),
             (Some(_), _) => objcmd::run(&args),
-            (None, Some(asm)) => {
-                cmd_run(asm, args.mem.as_deref(), args.mem_file.as_deref(), args.backend, args.branch_limit)
-            }
+            (None, Some(asm)) => cmd_run(
+                asm,
+                args.mem.as_deref(),
+                args.mem_file.as_deref(),
+                resolve_backend(args.backend, args.trust_unverified),
+                args.branch_limit,
+            ),
             (None, None) => Err(anyhow::anyhow!("give an object to run, or --asm FILE")),
         },
         Command::Prog { command: ProgCommand::List { object } } => objcmd::prog_list(&object),
@@ -170,16 +196,30 @@ fn load_program(slots: &[RawInsn]) -> Result<Program> {
     Ok(Program::load(slots, &Helpers::conformance())?)
 }
 
-fn cmd_run(asm: &Path, mem: Option<&str>, mem_file: Option<&Path>, backend: Backend, limit: Option<u64>) -> Result<()> {
-    let Backend::Interp = backend;
+fn cmd_run(
+    asm: &Path,
+    mem: Option<&str>,
+    mem_file: Option<&Path>,
+    backend: Result<bpfkit::Backend>,
+    limit: Option<u64>,
+) -> Result<()> {
+    let backend = backend?;
     let slots = assemble_file(asm)?;
     let mut memory = match (mem, mem_file) {
         (Some(h), _) => hexfmt::parse(h)?,
         (None, Some(f)) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
         (None, None) => Vec::new(),
     };
-    let mut vm = Vm::new(Arc::new(load_program(&slots)?));
+    let program = Arc::new(load_program(&slots)?);
+    let mut vm = Vm::new(Arc::clone(&program));
     vm.set_branch_limit(limit);
+    if backend == bpfkit::Backend::Jit {
+        if limit.is_some() {
+            bail!("--branch-limit needs the interpreter: native code does not count jumps");
+        }
+        bpfkit_jit::jit(&program, &bpfkit_jit::JitOptions::default(), bpfkit_jit::Trust::CallerVouches)?;
+        vm.set_backend(bpfkit_interp::Backend::Native);
+    }
     let r0 = vm.run_mem(&mut memory)?;
     println!("{r0:#x}");
     Ok(())
@@ -193,17 +233,27 @@ fn conformance_plugin(args: &[String]) -> ExitCode {
         let memory_hex = args.next().unwrap_or("");
         // Options arrive as one argument ("--backend interp") or several.
         let options: Vec<&str> = args.flat_map(str::split_whitespace).collect();
-        match options.as_slice() {
-            [] | ["--backend", "interp"] => {}
-            other => bail!("unsupported plugin options {other:?} (supported: --backend interp)"),
-        }
+        // `--jit` is the test harness asking for the JIT: the suite's programs are its own,
+        // and it vouches for them (the JIT does no bounds checks).
+        let jit = match options.as_slice() {
+            [] | ["--backend", "interp"] | ["--interpret"] => false,
+            ["--jit"] | ["--backend", "jit"] => true,
+            other => {
+                bail!("unsupported plugin options {other:?} (supported: --interpret, --jit, --backend interp|jit)")
+            }
+        };
         let mut memory = hexfmt::parse(memory_hex).context("memory argument")?;
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).context("reading the program from standard input")?;
         let code = hexfmt::parse(&text).context("program on standard input")?;
         let slots = slots_from_bytes(&code)?;
         decode_program(&slots)?;
-        let mut vm = Vm::new(Arc::new(load_program(&slots)?));
+        let program = Arc::new(load_program(&slots)?);
+        let mut vm = Vm::new(Arc::clone(&program));
+        if jit {
+            bpfkit_jit::jit(&program, &bpfkit_jit::JitOptions::default(), bpfkit_jit::Trust::CallerVouches)?;
+            vm.set_backend(bpfkit_interp::Backend::Native);
+        }
         Ok(vm.run_mem(&mut memory)?)
     };
     match run() {

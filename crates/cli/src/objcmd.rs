@@ -70,8 +70,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) mem_file: Option<PathBuf>,
     /// Execution backend.
-    #[arg(long, value_enum, default_value_t = crate::Backend::Interp)]
+    #[arg(long, value_enum, default_value_t = crate::Backend::Auto)]
     pub(crate) backend: crate::Backend,
+    /// Run unverified programs in the JIT anyway (you vouch for them: the JIT does no bounds
+    /// checks, and bpfkit's verifier is not complete yet).
+    #[arg(long)]
+    pub(crate) trust_unverified: bool,
     /// Stop after this many taken backward jumps (unverified programs may loop forever).
     #[arg(long, value_name = "N")]
     pub(crate) branch_limit: Option<u64>,
@@ -82,6 +86,18 @@ pub struct RunArgs {
 pub fn open(path: &Path, workers: u32) -> Result<Object> {
     let host = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     Runtime::with_cpus(host.max(workers)).open(path).with_context(|| format!("loading {}", path.display()))
+}
+
+/// The backend of `o`, with the object's programs compiled when it is the JIT.
+pub fn prepare_backend(obj: &Object, o: &RunArgs) -> Result<bpfkit::Backend> {
+    if o.branch_limit.is_some() && o.backend == crate::Backend::Jit {
+        bail!("--branch-limit needs the interpreter: native code does not count jumps");
+    }
+    let b = crate::resolve_backend(o.backend, o.trust_unverified)?;
+    if b == bpfkit::Backend::Jit {
+        obj.jit(bpfkit::Trust::CallerVouches)?;
+    }
+    Ok(b)
 }
 
 /// The program to run: the named one, or the only runnable one.
@@ -325,6 +341,7 @@ pub fn run(o: &RunArgs) -> Result<()> {
         map_init(&obj, init)?;
     }
     let prog = pick(&obj, o.prog.as_deref())?;
+    let backend = prepare_backend(&obj, o)?;
     let packets = read_pcap(pcap)?;
     let repeat = o.repeat.max(1);
     let progress = (o.repeat > 1 || packets.len() > 100_000) && std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -343,6 +360,7 @@ pub fn run(o: &RunArgs) -> Result<()> {
                 let (prog, packets, bar) = (prog, &packets, bar.as_ref());
                 s.spawn(move || -> WorkerResult {
                     let mut w = Worker::new(runtime, t as u32);
+                    w.set_backend(backend);
                     let mut xdp = None;
                     let mut out = Vec::new();
                     for round in 0..repeat {
@@ -476,6 +494,7 @@ fn single_worker_pps(o: &RunArgs, packets: &[(Duration, Vec<u8>)], repeat: u64) 
     }
     let prog = pick(&obj, o.prog.as_deref())?;
     let mut w = Worker::new(obj.runtime(), 0);
+    w.set_backend(prepare_backend(&obj, o)?);
     let mut xdp = None;
     let start = Instant::now();
     for _ in 0..repeat {
@@ -541,6 +560,7 @@ pub fn run_syscall(o: &RunArgs) -> Result<()> {
         }
     }
     let mut w = Worker::new(obj.runtime(), 0);
+    w.set_backend(prepare_backend(&obj, o)?);
     let mut after = Vec::new();
     for (i, c) in contexts.iter_mut().enumerate() {
         let r = prog.run_raw(&mut w, c).with_context(|| format!("context {}", i + 1))?;

@@ -49,12 +49,19 @@ fn bpfkit_matches_the_kernel_on_every_test_program() {
     std::fs::create_dir_all(&tmp).unwrap();
     let mut failures = Vec::new();
     let mut checked = 0;
-    for line in list.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+    // Every program in the interpreter, and in the JIT (vouched for: these are our programs).
+    let jit = bpfkit_testing::jit_available();
+    let backends: &[&[&str]] = if jit { &[&[], &["--backend", "jit", "--trust-unverified"]] } else { &[&[]] };
+    for (backend, line) in backends
+        .iter()
+        .flat_map(|b| list.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).map(move |l| (*b, l)))
+    {
         let f: Vec<&str> = line.split_whitespace().collect();
         let (obj, prog, input, init, extra) = (f[0], f[1], f[2], f[3], f[4]);
-        let stem =
+        let base =
             format!("{}-{prog}", Path::new(obj).file_name().unwrap().to_str().unwrap().trim_end_matches(".bpf.o"));
-        let expected = root.join("tests/expected").join(&stem);
+        let expected = root.join("tests/expected").join(&base);
+        let stem = if backend.is_empty() { base.clone() } else { format!("{base} (jit)") };
         let (retvals, maps, out_pcap, ctx_out) = (
             tmp.join(format!("{stem}.retvals")),
             tmp.join(format!("{stem}.maps.json")),
@@ -66,7 +73,8 @@ fn bpfkit_matches_the_kernel_on_every_test_program() {
             .args(["run", obj, "--prog", prog, "--dump-maps"])
             .arg(&maps)
             .arg("--trace")
-            .arg(tmp.join("trace"));
+            .arg(tmp.join("trace"))
+            .args(backend);
         if input.ends_with(".pcap") {
             cmd.args(["--pcap", input, "--retvals"]).arg(&retvals);
             if extra.contains("out-pcap") {
@@ -133,6 +141,6 @@ fn bpfkit_matches_the_kernel_on_every_test_program() {
         checked += 1;
     }
     eprintln!("bpfkit vs kernel: {checked} programs compared, {} differences", failures.len());
-    assert!(checked >= 12, "programs.txt lists {checked} programs");
+    assert!(checked >= 12 * backends.len(), "programs.txt lists {checked} programs");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
