@@ -188,36 +188,45 @@ pub(crate) struct NativeRun<'a> {
     pub(crate) keep: &'a mut Vec<Arc<Program>>,
 }
 
-/// Runs `code` with `args`; `stack_top` is the frame pointer of frame 0 and `stack_limit` the
-/// lowest one a call may reach.
+impl NativeState {
+    /// A state with the trampolines set, for a `Vm` to reuse across runs.
+    pub(crate) fn new(stack_limit: u64) -> NativeState {
+        NativeState {
+            helper_fn: helper_trampoline as *const () as usize,
+            callx_fn: callx_trampoline as *const () as usize,
+            tail_call_fn: tail_call_trampoline as *const () as usize,
+            ld_packet_fn: ld_packet_trampoline as *const () as usize,
+            helper: 0,
+            pc: 0,
+            status: status::RUNNING,
+            exit_r0: 0,
+            saved_rsp: 0,
+            stack_limit,
+            may_goto_budget: crate::vm::MAY_GOTO_BUDGET,
+            callx_value: 0,
+            run: 0,
+        }
+    }
+}
+
+/// Runs `code` with `args`; `stack_top` is the frame pointer of frame 0 (the state holds the
+/// lowest one a call may reach).
 pub(crate) fn run(
     code: &NativeCode,
+    state: &mut NativeState,
     run: &mut NativeRun<'_>,
     args: [u64; 5],
     stack_top: u64,
-    stack_limit: u64,
     may_goto_budget: u64,
 ) -> Result<u64, RunError> {
-    let mut state = NativeState {
-        helper_fn: helper_trampoline as *const () as usize,
-        callx_fn: callx_trampoline as *const () as usize,
-        tail_call_fn: tail_call_trampoline as *const () as usize,
-        ld_packet_fn: ld_packet_trampoline as *const () as usize,
-        helper: 0,
-        pc: 0,
-        status: status::RUNNING,
-        exit_r0: 0,
-        saved_rsp: 0,
-        stack_limit,
-        may_goto_budget,
-        callx_value: 0,
-        run: run as *mut NativeRun<'_> as usize,
-    };
+    state.status = status::RUNNING;
+    state.may_goto_budget = may_goto_budget;
+    state.run = run as *mut NativeRun<'_> as usize;
     // SAFETY: `NativeCode::new`'s contract: the code implements this module's ABI for the
     // program and touches only memory the program may touch; `state` and `run` outlive the
     // call, `args` points at 5 words, and the stack `[stack_limit - 512, stack_top)` belongs
     // to the calling `Vm`, which is borrowed for the whole run.
-    let r0 = unsafe { (code.entry)(args.as_ptr(), &mut state, stack_top) };
+    let r0 = unsafe { (code.entry)(args.as_ptr(), state, stack_top) };
     let pc = (state.pc & 0xffff_ffff) as usize;
     match state.status {
         status::RUNNING => Ok(r0),

@@ -102,6 +102,8 @@ pub struct Vm {
     backend: Backend,
     /// Programs a native run entered by tail calls (kept alive until it ends).
     keep: Vec<Arc<Program>>,
+    /// Native code's view of a run, reused (boxed: its address is given to the code).
+    native_state: Box<native::NativeState>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -133,6 +135,7 @@ impl Vm {
             persistent: Vec::new(),
             backend: Backend::Interpreter,
             keep: Vec::with_capacity(MAX_TAIL_CALLS as usize),
+            native_state: Box::new(native::NativeState::new(0)),
         }
     }
 
@@ -230,7 +233,7 @@ impl Vm {
     }
 
     fn exec_native(&mut self, args: [u64; 5], env: &mut dyn Any) -> Result<u64, RunError> {
-        let Vm { program, stack, mem, may_goto_budget, keep, .. } = self;
+        let Vm { program, stack, mem, may_goto_budget, keep, native_state, .. } = self;
         let Some(code) = program.native() else {
             return Err(RunError { pc: 0, kind: RunErrorKind::NoNativeCode });
         };
@@ -248,10 +251,10 @@ impl Vm {
             alloc_base: base,
         };
         let top = base as u64 + len as u64;
-        let limit = top - ((MAX_CALL_FRAMES - 1) * STACK_SIZE) as u64;
+        native_state.stack_limit = top - ((MAX_CALL_FRAMES - 1) * STACK_SIZE) as u64;
         let budget = *may_goto_budget;
         let mut run = NativeRun { mem, env, error: None, tail_calls: 0, keep };
-        let result = native::run(code, &mut run, args, top, limit, budget);
+        let result = native::run(code, native_state, &mut run, args, top, budget);
         run.keep.clear();
         result
     }

@@ -736,6 +736,16 @@ fn lower_alu(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand) {
         },
         AluOp::Mul => match src {
             Operand::Reg(s) => a.imul_rr(w, d, x(s)),
+            // Strength reduction: x*3, x*5, x*9 are one lea; powers of two a shift.
+            Operand::Imm(m @ (3 | 5 | 9)) => a.lea_sib(w, d, d, d, (m - 1) as u8),
+            Operand::Imm(m) if m > 0 && (m as u32).is_power_of_two() => {
+                let n = m.trailing_zeros() as u8;
+                if n > 0 {
+                    a.shift_ri(w, shift::SHL, d, n);
+                } else if !w {
+                    a.mov_rr(false, d, d);
+                }
+            }
             Operand::Imm(i) => a.imul_rri(w, d, d, i),
         },
         AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => {

@@ -219,6 +219,28 @@ impl Asm {
         self.op_rm(false, true, &[0x8D], dst, base, disp, false);
     }
 
+    /// `lea dst, [base + index * scale]` (`w`: 64-bit result, else 32-bit zero-extended).
+    pub fn lea_sib(&mut self, w: bool, dst: u8, base: u8, index: u8, scale: u8) {
+        let ss = match scale {
+            1 => 0,
+            2 => 1,
+            4 => 2,
+            _ => 3,
+        };
+        let v = 0x40 | (u8::from(w) << 3) | (((dst >> 3) & 1) << 2) | (((index >> 3) & 1) << 1) | ((base >> 3) & 1);
+        if v != 0x40 {
+            self.b(v);
+        }
+        self.b(0x8D);
+        // rbp/r13 as a base need a displacement: mod 01 with disp8 0.
+        let disp = base & 7 == reg::RBP;
+        self.b(if disp { 0x44 } else { 0x04 } | ((dst & 7) << 3));
+        self.b((ss << 6) | ((index & 7) << 3) | (base & 7));
+        if disp {
+            self.b(0);
+        }
+    }
+
     /// `lea dst, [rip + rel]`; returns the position of `rel` (relative to the next instruction).
     pub fn lea_rip(&mut self, dst: u8) -> usize {
         self.rex(true, dst, 0, false);
@@ -500,6 +522,9 @@ mod tests {
         assert_eq!(enc(|a| a.bswap(true, R14)), [0x49, 0x0F, 0xCE]);
         // cmp qword [rsp + 8], 0
         assert_eq!(enc(|a| a.alu_mi8(alu::CMP, RSP, 8, 0)), [0x48, 0x83, 0x7C, 0x24, 0x08, 0x00]);
+        // lea rax, [rax + rax*2]; lea r13d, [r13 + r13*4]
+        assert_eq!(enc(|a| a.lea_sib(true, RAX, RAX, RAX, 2)), [0x48, 0x8D, 0x04, 0x40]);
+        assert_eq!(enc(|a| a.lea_sib(false, R13, R13, R13, 4)), [0x47, 0x8D, 0x6C, 0xAD, 0x00]);
         // mov r13, [rbp + 0] needs a displacement byte
         assert_eq!(enc(|a| a.load(8, R13, R13, 0)), [0x4D, 0x8B, 0x6D, 0x00]);
     }
