@@ -556,6 +556,20 @@ impl Prog {
         if self.program.native().is_some() {
             return Ok(());
         }
+        match bpfkit_jit::jit(&self.program, &self.jit_options(), trust) {
+            Ok(_) | Err(bpfkit_jit::CompileError::AlreadyCompiled) => Ok(()),
+            Err(source) => Err(Error::Jit { program: self.name.clone(), source }),
+        }
+    }
+
+    /// The machine code the JIT makes of this program, without running or attaching it (for
+    /// dumps; needs no trust).
+    pub fn compile_native(&self) -> Result<bpfkit_jit::Compiled, Error> {
+        bpfkit_jit::compile(&self.program, &self.jit_options())
+            .map_err(|source| Error::Jit { program: self.name.clone(), source })
+    }
+
+    fn jit_options(&self) -> bpfkit_jit::JitOptions {
         let ctx = match self.prog_type {
             ProgType::Xdp => Some(bpfkit_jit::CtxLayout { fields: &context::XDP_MD_FIELDS, visible_size: XDP_MD_SIZE }),
             ProgType::SocketFilter => {
@@ -566,11 +580,7 @@ impl Prog {
             }
             _ => None,
         };
-        let opts = bpfkit_jit::JitOptions { ctx };
-        match bpfkit_jit::jit(&self.program, &opts, trust) {
-            Ok(_) | Err(bpfkit_jit::CompileError::AlreadyCompiled) => Ok(()),
-            Err(source) => Err(Error::Jit { program: self.name.clone(), source }),
-        }
+        bpfkit_jit::JitOptions { ctx }
     }
 
     /// Whether the program has native code (it was compiled with [`Prog::jit`]).

@@ -79,6 +79,25 @@ enum ProgCommand {
         /// ELF object.
         object: PathBuf,
     },
+    /// Dump a program: `xlated` (the instructions bpfkit runs, relocations bound) or `jited`
+    /// (the x86-64 code, disassembled under the BPF instruction each range comes from), with
+    /// source lines from BTF line info.
+    Dump {
+        /// What to dump.
+        #[arg(value_enum)]
+        what: DumpKind,
+        /// ELF object.
+        object: PathBuf,
+        /// Program (function or section name); optional when the object has one.
+        #[arg(long)]
+        prog: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DumpKind {
+    Xlated,
+    Jited,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +159,12 @@ fn main() -> ExitCode {
             (None, None) => Err(anyhow::anyhow!("give an object to run, or --asm FILE")),
         },
         Command::Prog { command: ProgCommand::List { object } } => objcmd::prog_list(&object),
+        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Xlated, object, prog } } => {
+            objcmd::dump_xlated(&object, prog.as_deref())
+        }
+        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Jited, object, prog } } => {
+            objcmd::dump_jited(&object, prog.as_deref())
+        }
         Command::Map { command: MapCommand::Dump { object, map, map_init } } => {
             objcmd::map_dump(&object, &map, map_init.as_deref())
         }
@@ -147,6 +172,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`bpfkit prog dump ... | head`) is not an error of ours.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

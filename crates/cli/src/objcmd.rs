@@ -582,3 +582,102 @@ pub fn run_syscall(o: &RunArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Source line annotations of `prog`: slot → "file:line: text".
+fn source_lines(prog: &Prog) -> BTreeMap<usize, String> {
+    prog.line_info().iter().map(|l| (l.insn, format!("{}:{}: {}", l.file, l.line, l.text.trim()))).collect()
+}
+
+/// `bpfkit prog dump xlated OBJ`: the program as bpfkit runs it (relocations bound: map
+/// references are addresses and tokens), with source lines.
+pub fn dump_xlated(object: &Path, name: Option<&str>) -> Result<()> {
+    let obj = open(object, 1)?;
+    let prog = pick(&obj, name)?;
+    let lines = source_lines(prog);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "; {} ({}), {} slots", prog.name(), prog.prog_type(), prog.insns().len())?;
+    for l in bpfkit_isa::decode_program(prog.insns())? {
+        if let Some(src) = lines.get(&l.pc) {
+            writeln!(out, "; {src}")?;
+        }
+        writeln!(out, "{:>5}: {}", l.pc, l.insn)?;
+    }
+    Ok(())
+}
+
+/// `bpfkit prog dump jited OBJ`: the JIT's machine code, disassembled, under the BPF
+/// instruction each range comes from (and its source line).
+pub fn dump_jited(object: &Path, name: Option<&str>) -> Result<()> {
+    use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+    let obj = open(object, 1)?;
+    let prog = pick(&obj, name)?;
+    let c = prog.compile_native()?;
+    let mut out = std::io::stdout().lock();
+    let lines = source_lines(prog);
+    let insns = bpfkit_isa::decode_program(prog.insns())?;
+    // Ranges: the entry stub, then each instruction's bytes up to the next one's (function
+    // prologues belong to the first instruction of their function).
+    let mut starts: Vec<(usize, Option<usize>)> = vec![(0, None)];
+    for (pc, off) in &c.functions {
+        starts.push((*off, Some(*pc)));
+    }
+    for l in &insns {
+        starts.push((c.insn_offsets[l.pc] as usize, Some(l.pc)));
+    }
+    starts.sort_by_key(|&(o, pc)| (o, pc.is_some()));
+    let end = c.code.len();
+    let mut fmt = IntelFormatter::new();
+    fmt.options_mut().set_first_operand_char_index(8);
+    writeln!(
+        out,
+        "; {} ({}): {} BPF slots, {} bytes of x86-64 (main function at +{:#x}), {} patch sites",
+        prog.name(),
+        prog.prog_type(),
+        prog.insns().len(),
+        end,
+        c.body_offset,
+        c.sites.len()
+    )?;
+    let mut printed_pc = usize::MAX;
+    let mut offset = 0usize;
+    let mut idx = 0;
+    let by_pc: BTreeMap<usize, String> = insns.iter().map(|l| (l.pc, l.insn.to_string())).collect();
+    let mut decoder = Decoder::with_ip(64, &c.code, 0, DecoderOptions::NONE);
+    let mut text = String::new();
+    while decoder.can_decode() {
+        let ins = decoder.decode();
+        let at = ins.ip() as usize;
+        // The label of the range this instruction starts or continues.
+        while idx < starts.len() && starts[idx].0 <= at {
+            let (o, pc) = starts[idx];
+            if o >= offset {
+                match pc {
+                    None => writeln!(out, "; entry: save registers, load r1-r5, call the main function")?,
+                    Some(pc) if pc != printed_pc => {
+                        if c.functions.iter().any(|(f, fo)| *f == pc && *fo == o) {
+                            writeln!(out, "; function at insn {pc}: prologue")?;
+                        } else {
+                            if let Some(src) = lines.get(&pc) {
+                                writeln!(out, "; {src}")?;
+                            }
+                            writeln!(out, "{:>5}: {}", pc, by_pc.get(&pc).map_or("", String::as_str))?;
+                            printed_pc = pc;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            idx += 1;
+        }
+        if at >= c.insn_offsets[prog.insns().len()] as usize && offset < c.insn_offsets[prog.insns().len()] as usize {
+            writeln!(out, "; out-of-line stubs (call-depth errors)")?;
+        }
+        offset = at + ins.len();
+        text.clear();
+        fmt.format(&ins, &mut text);
+        let bytes: String = c.code[at..at + ins.len()].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+        let site = if c.sites.iter().any(|&(_, s)| s == at) { "   ; patch site (static branch)" } else { "" };
+        writeln!(out, "       {at:5x}  {text:<40} {bytes}{site}")?;
+    }
+    Ok(())
+}
