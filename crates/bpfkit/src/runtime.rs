@@ -716,15 +716,15 @@ impl Prog {
                 reason: "the worker runs the JIT, but this program was not JIT-compiled (Object::jit)".into(),
             });
         }
-        let mut vm = w.take_vm(self);
-        vm.set_backend(match w.backend {
+        let backend = match w.backend {
             crate::Backend::Interp => bpfkit_interp::Backend::Interpreter,
             crate::Backend::Jit => bpfkit_interp::Backend::Native,
-        });
-        w.env.guard = Some(bpfkit_maps::pin());
-        let result = vm.run_with_env(regions, [ctx, 0, 0, 0, 0], &mut w.env);
-        w.env.guard = None;
-        w.put_vm(self, vm);
+        };
+        let (vm, env) = w.vm(self);
+        vm.set_backend(backend);
+        env.guard = Some(bpfkit_maps::pin());
+        let result = vm.run_with_env(regions, [ctx, 0, 0, 0, 0], env);
+        env.guard = None;
         result.map_err(|e| self.run_error(e))
     }
 
@@ -884,19 +884,19 @@ impl Worker {
         std::mem::take(&mut self.env.trace)
     }
 
-    fn take_vm(&mut self, p: &Prog) -> Vm {
-        self.env.maps = Arc::clone(&p.maps);
+    /// This worker's VM for `p` (made on first use) and the run environment.
+    fn vm(&mut self, p: &Prog) -> (&mut Vm, &mut RunEnv) {
+        if !Arc::ptr_eq(&self.env.maps, &p.maps) {
+            self.env.maps = Arc::clone(&p.maps);
+        }
         let key = Arc::as_ptr(&p.program) as usize;
-        self.vms.remove(&key).unwrap_or_else(|| {
+        let vm = self.vms.entry(key).or_insert_with(|| {
             let mut vm = Vm::new(Arc::clone(&p.program));
             for m in p.maps.iter().chain(p.runtime.inner.maps.all().iter()) {
                 crate::regions::register_map(&mut vm, m);
             }
             vm
-        })
-    }
-
-    fn put_vm(&mut self, p: &Prog, vm: Vm) {
-        self.vms.insert(Arc::as_ptr(&p.program) as usize, vm);
+        });
+        (vm, &mut self.env)
     }
 }

@@ -60,6 +60,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure a program over a capture: after a warm-up round, every packet runs --repeat
+    /// times per round (its context set up once), and the median nanoseconds per run of
+    /// several rounds is printed (`"ns_per_run"` with --json).
+    Bench(objcmd::BenchArgs),
     /// Programs of an object.
     Prog {
         #[command(subcommand)]
@@ -169,6 +173,7 @@ fn main() -> ExitCode {
             objcmd::map_dump(&object, &map, map_init.as_deref())
         }
         Command::ConformancePlugin { args } => return conformance_plugin(&args),
+        Command::Bench(args) => objcmd::bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -681,3 +681,127 @@ pub fn dump_jited(object: &Path, name: Option<&str>) -> Result<()> {
     }
     Ok(())
 }
+
+/// The arguments of `bpfkit bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// ELF object.
+    pub(crate) object: PathBuf,
+    /// Program (function or section name); optional when the object has one.
+    #[arg(long)]
+    pub(crate) prog: Option<String>,
+    /// Packet capture whose packets the program runs over.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pcap: PathBuf,
+    /// Execution backend.
+    #[arg(long, value_enum, default_value_t = crate::Backend::Auto)]
+    pub(crate) backend: crate::Backend,
+    /// Run unverified programs in the JIT anyway (see `bpfkit run --help`).
+    #[arg(long)]
+    pub(crate) trust_unverified: bool,
+    /// Load map entries first (JSON, as `run --map-init`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) map_init: Option<PathBuf>,
+    /// Runs of each packet per round (its context is set up once, as the kernel's test-run
+    /// `repeat` does).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) repeat: u64,
+    /// Timed rounds; the result is their median.
+    #[arg(long, default_value_t = 11)]
+    pub(crate) rounds: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `bpfkit bench`: nanoseconds per run of a program over a capture, the median of several
+/// rounds after a warm-up round.
+pub fn bench(a: &BenchArgs) -> Result<()> {
+    let obj = open(&a.object, 1)?;
+    if let Some(init) = &a.map_init {
+        map_init(&obj, init)?;
+    }
+    let prog = pick(&obj, a.prog.as_deref())?;
+    let backend = crate::resolve_backend(a.backend, a.trust_unverified)?;
+    if backend == bpfkit::Backend::Jit {
+        obj.jit(bpfkit::Trust::CallerVouches)?;
+    }
+    let mut w = Worker::new(obj.runtime(), 0);
+    w.set_backend(backend);
+    // Contexts, set up once per packet; packets the kernel's test run refuses are skipped.
+    enum Input {
+        Xdp(XdpPacket),
+        Skb(Vec<u8>, SkbMeta),
+    }
+    let mut inputs = Vec::new();
+    let mut refused = 0usize;
+    for (_, data) in read_pcap(&a.pcap)? {
+        let input = match prog.prog_type() {
+            ProgType::Xdp => XdpPacket::new(&data).map(Input::Xdp),
+            ProgType::SocketFilter | ProgType::SchedCls | ProgType::SchedAct => {
+                Ok(Input::Skb(data.clone(), SkbMeta { ifindex: 1, ..SkbMeta::default() }))
+            }
+            other => bail!("program type {other} does not run over packets"),
+        };
+        match input {
+            Ok(i) => inputs.push(i),
+            Err(bpfkit::Error::Refused { .. } | bpfkit::Error::PacketTooBig { .. }) => refused += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if inputs.is_empty() {
+        bail!("no packet of the capture can run");
+    }
+    let round = |w: &mut Worker, inputs: &mut [Input]| -> Result<Duration> {
+        let start = Instant::now();
+        for (i, input) in inputs.iter_mut().enumerate() {
+            for _ in 0..a.repeat {
+                let r = match input {
+                    Input::Xdp(p) => prog.run_xdp(w, p).map(|_| ()),
+                    Input::Skb(frame, meta) => match prog.run_skb(w, frame, meta) {
+                        Err(bpfkit::Error::Refused { .. }) => Ok(()),
+                        r => r.map(|_| ()),
+                    },
+                };
+                r.with_context(|| format!("packet {}", i + 1))?;
+            }
+        }
+        Ok(start.elapsed())
+    };
+    round(&mut w, &mut inputs)?;
+    let runs = inputs.len() as u64 * a.repeat.max(1);
+    let mut ns: Vec<f64> = Vec::with_capacity(a.rounds.max(1));
+    for _ in 0..a.rounds.max(1) {
+        let t = round(&mut w, &mut inputs)?;
+        ns.push(t.as_nanos() as f64 / runs as f64);
+    }
+    let mut sorted = ns.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let name = match backend {
+        bpfkit::Backend::Interp => "interp",
+        bpfkit::Backend::Jit => "jit",
+    };
+    if a.json {
+        let v = json!({
+            "program": prog.name(),
+            "backend": name,
+            "packets": inputs.len(),
+            "refused": refused,
+            "runs_per_packet": a.repeat,
+            "rounds": ns,
+            "ns_per_run": median,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{} ({}) in the {name}: {median:.1} ns/run (median of {} rounds of {} packets x {} runs; {refused} refused)",
+            prog.name(),
+            prog.prog_type(),
+            ns.len(),
+            inputs.len(),
+            a.repeat
+        );
+    }
+    Ok(())
+}
