@@ -123,6 +123,7 @@ impl Asm {
     }
 
     /// `op` with a memory operand `[base + disp]` and register field `r`.
+    #[allow(clippy::too_many_arguments)]
     fn op_rm(&mut self, p16: bool, w: bool, op: &[u8], r: u8, base: u8, disp: i32, byte_reg: bool) {
         if p16 {
             self.b(0x66);

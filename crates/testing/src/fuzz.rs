@@ -38,7 +38,7 @@ const MAX_LOCAL_CALLS: usize = 4;
 /// Bytes of its input [`arbitrary_program`] leaves, about, for the memory buffer.
 pub const RESERVED_INPUT: usize = 64;
 /// The helper [`Helpers::conformance`] registers.
-const HELPER_ID: i32 = 5;
+pub(crate) const HELPER_ID: i32 = 5;
 
 // ---------------------------------------------------------------------------------------------
 // Targets
@@ -294,7 +294,7 @@ fn reads_fp_as_value(insn: &Insn) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Formatting for panic messages
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         write!(s, "{b:02x}").expect("writing to a String");
@@ -307,7 +307,7 @@ pub fn hex_slots(slots: &[RawInsn]) -> String {
     hex(&slots_to_bytes(slots))
 }
 
-fn describe(slots: &[RawInsn]) -> String {
+pub(crate) fn describe(slots: &[RawInsn]) -> String {
     let text = listing(slots).unwrap_or_else(|e| format!("(undecodable: {e})\n"));
     format!("program {}:\n{text}", hex_slots(slots))
 }
@@ -315,7 +315,7 @@ fn describe(slots: &[RawInsn]) -> String {
 // ---------------------------------------------------------------------------------------------
 // Generators
 
-const ALU_OPS: [AluOp; 17] = [
+pub(crate) const ALU_OPS: [AluOp; 17] = [
     AluOp::Add,
     AluOp::Sub,
     AluOp::Mul,
@@ -335,12 +335,12 @@ const ALU_OPS: [AluOp; 17] = [
     AluOp::Arsh,
 ];
 
-const CONDS: [Cond; 11] =
+pub(crate) const CONDS: [Cond; 11] =
     [Cond::Eq, Cond::Gt, Cond::Ge, Cond::Set, Cond::Ne, Cond::Sgt, Cond::Sge, Cond::Lt, Cond::Le, Cond::Slt, Cond::Sle];
 
-const SIZES: [Size; 4] = [Size::B, Size::H, Size::W, Size::DW];
+pub(crate) const SIZES: [Size; 4] = [Size::B, Size::H, Size::W, Size::DW];
 
-const ATOMIC_OPS: [AtomicOp; 14] = [
+pub(crate) const ATOMIC_OPS: [AtomicOp; 14] = [
     AtomicOp::Add { fetch: false },
     AtomicOp::Or { fetch: false },
     AtomicOp::And { fetch: false },
@@ -379,7 +379,7 @@ fn width(u: &mut Unstructured<'_>) -> ArbResult<Width> {
     Ok(if u.arbitrary()? { Width::W64 } else { Width::W32 })
 }
 
-fn interesting_imm(u: &mut Unstructured<'_>) -> ArbResult<i32> {
+pub(crate) fn interesting_imm(u: &mut Unstructured<'_>) -> ArbResult<i32> {
     Ok(match u.int_in_range(0..=3)? {
         0 => *u.choose(&SPECIAL_IMMS)?,
         1 => u.int_in_range(-16..=16)?,
@@ -400,7 +400,7 @@ fn alu_insn(u: &mut Unstructured<'_>, width: Width, dst: Reg, src_reg: Reg, use_
     Ok(Insn::Alu { width, op, dst, src })
 }
 
-fn endian_insn(u: &mut Unstructured<'_>, dst: Reg) -> ArbResult<Insn> {
+pub(crate) fn endian_insn(u: &mut Unstructured<'_>, dst: Reg) -> ArbResult<Insn> {
     let kind = *u.choose(&[Endian::ToLe, Endian::ToBe, Endian::Swap])?;
     let bits = *u.choose(&[16u8, 32, 64])?;
     Ok(Insn::Endian { kind, bits, dst })
@@ -482,7 +482,7 @@ pub fn arbitrary_decodable(u: &mut Unstructured<'_>) -> ArbResult<Vec<RawInsn>> 
     Ok(out)
 }
 
-fn atomic_size(u: &mut Unstructured<'_>, op: AtomicOp) -> ArbResult<Size> {
+pub(crate) fn atomic_size(u: &mut Unstructured<'_>, op: AtomicOp) -> ArbResult<Size> {
     Ok(match op {
         AtomicOp::LoadAcquire | AtomicOp::StoreRelease => *u.choose(&SIZES)?,
         _ => *u.choose(&[Size::W, Size::DW])?,

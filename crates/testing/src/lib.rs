@@ -5,6 +5,7 @@
 pub mod conformance;
 pub mod filetest;
 pub mod fuzz;
+pub mod r#gen;
 
 /// Whether the JIT can run here; prints a visible SKIPPED line when it cannot (tests then skip
 /// their JIT half).
