@@ -87,6 +87,10 @@ fn bench(c: &mut Criterion) {
     let mut vm = native_vm(&[alu(AluOp::Mov, Reg::R0, Operand::Imm(7)), Insn::Exit]);
     g.throughput(Throughput::Elements(2));
     g.bench_function("empty", |b| b.iter(|| vm.run_mem(black_box(&mut [])).unwrap()));
+    // The same empty run in the interpreter: what both engines pay per run outside the code.
+    let prog = [alu(AluOp::Mov, Reg::R0, Operand::Imm(7)), Insn::Exit];
+    let mut ivm = Vm::new(Arc::new(Program::load(&encode_program(&prog), &Helpers::new()).unwrap()));
+    g.bench_function("empty_interp", |b| b.iter(|| ivm.run_mem(black_box(&mut [])).unwrap()));
 
     for n in [100usize, 10_000] {
         let slots = encode_program(&long_program(n));

@@ -164,10 +164,25 @@ pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, Compile
         None => HashMap::new(),
     };
     let funcs = functions(program, &insns, len)?;
+    // Targets of backward jumps start loops: they are aligned to 32 bytes, so that a short
+    // loop body does not straddle a fetch block.
+    let mut loop_heads = vec![false; len];
+    for l in &insns {
+        let off = match l.insn {
+            Insn::Ja { off, .. } => i64::from(off),
+            Insn::JmpCond { off, .. } => i64::from(off),
+            Insn::MayGoto { off } => i64::from(off),
+            _ => continue,
+        };
+        if off < 0 {
+            let t = jump_target(l.pc, off, len)?;
+            loop_heads[t] = true;
+        }
+    }
     let mut short = vec![false; len];
     let mut forced_long = vec![false; len];
     for _round in 0..16 {
-        let pass = emit(program, &insns, len, &funcs, &ctx_map, &short, opts.ctx.as_ref())?;
+        let pass = emit(program, &insns, len, &funcs, &ctx_map, &short, &loop_heads)?;
         // Resolve fixups.
         let mut pass = pass;
         let mut overflow = false;
@@ -388,7 +403,7 @@ fn emit<'a>(
     funcs: &[Func],
     ctx_map: &HashMap<usize, CtxAccess>,
     short: &'a [bool],
-    _layout: Option<&CtxLayout>,
+    loop_heads: &[bool],
 ) -> Result<Pass<'a>, CompileError> {
     let o = NativeState::OFFSETS;
     let mut p = Pass {
@@ -463,6 +478,9 @@ fn emit<'a>(
                     k += 16;
                 }
             }
+        }
+        if loop_heads[pc] {
+            p.a.align(32);
         }
         p.offsets[pc] = p.a.len() as u32;
         if l.insn.slots() == 2 {

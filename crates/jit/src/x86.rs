@@ -457,6 +457,26 @@ impl Asm {
         self.op_rm(false, false, &[0x0F, 0x11], 0, base, disp, false);
     }
 
+    /// Pads with multi-byte NOPs to a multiple of `n` (a power of two).
+    pub fn align(&mut self, n: usize) {
+        const NOPS: [&[u8]; 8] = [
+            &[],
+            &[0x90],
+            &[0x66, 0x90],
+            &[0x0F, 0x1F, 0x00],
+            &[0x0F, 0x1F, 0x40, 0x00],
+            &[0x0F, 0x1F, 0x44, 0x00, 0x00],
+            &[0x66, 0x0F, 0x1F, 0x44, 0x00, 0x00],
+            &[0x0F, 0x1F, 0x80, 0x00, 0x00, 0x00, 0x00],
+        ];
+        let mut pad = self.len().next_multiple_of(n) - self.len();
+        while pad > 0 {
+            let k = pad.min(7);
+            self.bytes(NOPS[k]);
+            pad -= k;
+        }
+    }
+
     /// Writes a rel32 at `at` so that it reaches `target` (both offsets in this buffer).
     pub fn patch32(&mut self, at: usize, target: usize) {
         let rel = target as i64 - (at as i64 + 4);
