@@ -840,7 +840,9 @@ impl XdpPacket {
 
 /// A thread's execution state: its CPU slot, its VMs (one per program), trace output.
 pub struct Worker {
-    vms: HashMap<usize, Vm>,
+    /// One VM per program this worker ran, by program address (a short list: a linear scan
+    /// beats hashing).
+    vms: Vec<(usize, Vm)>,
     env: RunEnv,
     backend: crate::Backend,
 }
@@ -849,7 +851,7 @@ impl Worker {
     /// A worker on CPU slot `cpu` of `runtime`.
     pub fn new(runtime: &Runtime, cpu: u32) -> Worker {
         Worker {
-            vms: HashMap::new(),
+            vms: Vec::new(),
             env: RunEnv {
                 cpu: cpu % runtime.inner.ncpus,
                 clock: Arc::clone(&runtime.inner.clock.read().expect("clock lock")),
@@ -890,13 +892,17 @@ impl Worker {
             self.env.maps = Arc::clone(&p.maps);
         }
         let key = Arc::as_ptr(&p.program) as usize;
-        let vm = self.vms.entry(key).or_insert_with(|| {
-            let mut vm = Vm::new(Arc::clone(&p.program));
-            for m in p.maps.iter().chain(p.runtime.inner.maps.all().iter()) {
-                crate::regions::register_map(&mut vm, m);
+        let i = match self.vms.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let mut vm = Vm::new(Arc::clone(&p.program));
+                for m in p.maps.iter().chain(p.runtime.inner.maps.all().iter()) {
+                    crate::regions::register_map(&mut vm, m);
+                }
+                self.vms.push((key, vm));
+                self.vms.len() - 1
             }
-            vm
-        });
-        (vm, &mut self.env)
+        };
+        (&mut self.vms[i].1, &mut self.env)
     }
 }

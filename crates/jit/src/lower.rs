@@ -21,7 +21,7 @@
 //! Jumps are emitted short (rel8) where they reach: a first pass emits every jump long, later
 //! passes shorten those whose previous distance fits, until no shortened jump overflows.
 
-use crate::ctx::{self, CtxAccess, CtxLayout};
+use crate::ctx::{self, CtxAccess};
 use crate::x86::{Asm, alu, cc, reg::*, shift};
 use crate::{CompileError, JitOptions};
 use bpfkit_interp::native::NativeState;
