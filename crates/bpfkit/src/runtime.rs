@@ -580,7 +580,21 @@ impl Prog {
             }
             _ => None,
         };
-        bpfkit_jit::JitOptions { ctx }
+        // Plain array maps the program references get their lookups inlined.
+        let inline_arrays = self
+            .maps
+            .iter()
+            .filter_map(|m| {
+                let l = m.array_layout()?;
+                Some(bpfkit_jit::InlineArray {
+                    token: MapTable::token(m),
+                    base: l.base,
+                    stride: l.stride,
+                    max_entries: l.max_entries,
+                })
+            })
+            .collect();
+        bpfkit_jit::JitOptions { ctx, inline_arrays }
     }
 
     /// Whether the program has native code (it was compiled with [`Prog::jit`]).

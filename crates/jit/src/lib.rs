@@ -55,7 +55,26 @@ pub struct JitOptions {
     /// plain memory (raw buffers, `syscall` programs).
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     pub ctx: Option<CtxLayout>,
+    /// Array maps whose `bpf_map_lookup_elem` (helper 1) is inlined where the map is a
+    /// constant loaded into `r1` right before the call, as the kernel's JIT does: a bounds
+    /// check and an address computation instead of a call.
+    pub inline_arrays: Vec<InlineArray>,
 }
+
+/// An array map the JIT may inline lookups of ([`JitOptions::inline_arrays`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InlineArray {
+    /// The value programs load into `r1` for this map (`lddw r1, token`).
+    pub token: u64,
+    /// Address of index 0's value; index `i`'s is at `base + i * stride`. Must stay valid as
+    /// long as the code.
+    pub base: u64,
+    pub stride: u32,
+    pub max_entries: u32,
+}
+
+/// `BPF_FUNC_map_lookup_elem`.
+pub const MAP_LOOKUP_ELEM: i32 = 1;
 
 /// Why a program cannot be compiled.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -179,15 +179,43 @@ pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, Compile
             loop_heads[t] = true;
         }
     }
+    // Inlined array lookups: `lddw r1, token` then `call 1`, the call not a jump target.
+    let mut is_target = vec![false; len + 1];
+    for l in &insns {
+        let off = match l.insn {
+            Insn::Ja { off, .. } | Insn::StaticBranch { off, .. } => i64::from(off),
+            Insn::JmpCond { off, .. } => i64::from(off),
+            Insn::MayGoto { off } => i64::from(off),
+            _ => continue,
+        };
+        is_target[jump_target(l.pc, off, len)?] = true;
+    }
+    let mut inline = HashMap::new();
+    for w in insns.windows(2) {
+        if let (Insn::LdImm64 { dst: Reg::R1, src: LdImmSrc::Imm, imm, next_imm }, Insn::Call(CallTarget::Helper(id))) =
+            (w[0].insn, w[1].insn)
+        {
+            let token = (u64::from(next_imm as u32) << 32) | u64::from(imm as u32);
+            if id == crate::MAP_LOOKUP_ELEM
+                && !is_target[w[1].pc]
+                && program.helper(id).map(|h| h.class()) == Some(HelperClass::Func)
+                && let Some(a) = opts.inline_arrays.iter().find(|a| a.token == token)
+            {
+                inline.insert(w[1].pc, *a);
+            }
+        }
+    }
     let mut short = vec![false; len];
     let mut forced_long = vec![false; len];
-    for _round in 0..16 {
-        let pass = emit(program, &insns, len, &funcs, &ctx_map, &short, &loop_heads)?;
+    for _round in 0..64 {
+        let pass = emit(program, &insns, len, &funcs, &ctx_map, &short, &loop_heads, &inline)?;
         // Resolve fixups.
         let mut pass = pass;
         let mut overflow = false;
         let fixes = std::mem::take(&mut pass.fix);
-        let mut next_short = vec![false; len];
+        // Shortening is monotonic (a jump once short stays short unless it overflows, which
+        // makes it long for good), so the passes converge.
+        let mut next_short = short.clone();
         for f in &fixes {
             let target = match f.tgt {
                 Tgt::Pc(pc) => pass.offsets[pc] as usize,
@@ -213,10 +241,16 @@ pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, Compile
                 // Shortening jumps only brings targets closer, except for patch-site padding
                 // (at most 7 bytes each): keep a margin.
                 let rel = target as i64 - (f.at as i64 + if f.short { 1 } else { 4 });
-                next_short[pc] = !forced_long[pc] && (-100..=100).contains(&rel);
+                if !forced_long[pc] && (-100..=100).contains(&rel) {
+                    next_short[pc] = true;
+                }
             }
         }
-        if !overflow {
+        // Done when no shortened jump overflowed and no further jump could be shortened.
+        for (s, f) in next_short.iter_mut().zip(&forced_long) {
+            *s &= !*f;
+        }
+        if !overflow && next_short == short {
             let mut sites = Vec::new();
             for &(pc, site, target) in &pass.sites {
                 if let Some(t) = target {
@@ -404,6 +438,7 @@ fn emit<'a>(
     ctx_map: &HashMap<usize, CtxAccess>,
     short: &'a [bool],
     loop_heads: &[bool],
+    inline: &HashMap<usize, crate::InlineArray>,
 ) -> Result<Pass<'a>, CompileError> {
     let o = NativeState::OFFSETS;
     let mut p = Pass {
@@ -486,7 +521,10 @@ fn emit<'a>(
         if l.insn.slots() == 2 {
             p.offsets[pc + 1] = p.a.len() as u32;
         }
-        lower_one(program, &mut p, l, f, ctx_map, len)?;
+        match inline.get(&pc) {
+            Some(a) => lower_array_lookup(&mut p.a, a),
+            None => lower_one(program, &mut p, l, f, ctx_map, len)?,
+        }
     }
     p.offsets[len] = p.a.len() as u32;
     // Call-depth error stubs.
@@ -675,6 +713,30 @@ fn lower_one(
         }
     }
     Ok(())
+}
+
+/// `r0 = bpf_map_lookup_elem(array, r2)` inline: `r0 = index < max ? base + index * stride : 0`
+/// with the u32 index at `r2` (r1..r5 are dead after a call).
+fn lower_array_lookup(a: &mut Asm, m: &crate::InlineArray) {
+    a.load(4, RAX, RSI, 0);
+    a.alu_ri(false, alu::CMP, RAX, m.max_entries as i32);
+    let null = a.jcc8(cc::AE);
+    if m.stride.is_power_of_two() {
+        let n = m.stride.trailing_zeros() as u8;
+        if n > 0 {
+            a.shift_ri(true, shift::SHL, RAX, n);
+        }
+    } else {
+        a.imul_rri(true, RAX, RAX, m.stride as i32);
+    }
+    a.mov_imm64(R11, m.base);
+    a.alu_rr(true, 0x01, RAX, R11);
+    let done = a.jmp8();
+    let at = a.len();
+    assert!(a.patch8(null, at), "short inline lookup");
+    a.alu_rr(false, 0x31, RAX, RAX);
+    let end = a.len();
+    assert!(a.patch8(done, end), "short inline lookup");
 }
 
 /// `bpf_loop(nr, callback, ctx, flags)` inline: the callback is called natively, each time in

@@ -33,6 +33,10 @@ impl ArrayMap {
         &self.data
     }
 
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
     pub(crate) fn max_entries(&self) -> usize {
         self.max_entries
     }

@@ -38,7 +38,7 @@ mod storage;
 pub use epoch::{Guard, is_pinned, pin};
 pub use error::{MapError, errno};
 pub use fd_array::{ChangeHook, ProgEntry};
-pub use map::{Batch, BatchCursor, Entry, LookupFlags, Map, ValueRegion};
+pub use map::{ArrayLayout, Batch, BatchCursor, Entry, LookupFlags, Map, ValueRegion};
 pub use ringbuf::RingBuf;
 pub use spec::{MapSpec, MapType};
 

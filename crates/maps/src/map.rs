@@ -263,6 +263,21 @@ impl Map {
         }
     }
 
+    /// Where a plain `array` map keeps its values, for code generators that inline
+    /// `bpf_map_lookup_elem` (as the kernel's JIT does): the value of index `i < max_entries`
+    /// is at `base + i * stride`. `None` for every other map type (per-CPU arrays included).
+    /// The storage never moves while the map exists.
+    pub fn array_layout(&self) -> Option<ArrayLayout> {
+        match &self.kind {
+            Kind::Array(a) if self.spec.map_type == MapType::Array => Some(ArrayLayout {
+                base: a.data().ptr(0) as u64,
+                stride: a.stride() as u32,
+                max_entries: a.max_entries() as u32,
+            }),
+            _ => None,
+        }
+    }
+
     /// The ring buffer operations, for `ringbuf` maps.
     pub fn ringbuf(&self) -> Option<&RingBuf> {
         match &self.kind {
@@ -933,4 +948,14 @@ impl Map {
         let mut v = vec![0; self.spec.value_size as usize];
         self.peek_into(&mut v).ok().map(|()| v)
     }
+}
+
+/// Layout of a plain array map's values ([`Map::array_layout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArrayLayout {
+    /// Address of index 0's value.
+    pub base: u64,
+    /// Bytes from one value to the next.
+    pub stride: u32,
+    pub max_entries: u32,
 }
