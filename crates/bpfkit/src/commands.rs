@@ -115,6 +115,18 @@ impl Runtime {
             table.insert(Arc::clone(&map));
             let value = match value_off {
                 None => MapTable::token(&map),
+                // An instruction array as a map value: its table of code addresses (gotox).
+                Some(off) if map.map_type() == bpfkit_maps::MapType::InsnArray => {
+                    let len = u64::from(map.spec().max_entries) * 8;
+                    if off < 0 || off % 8 != 0 || off as u64 >= len {
+                        return Err(err(format!(
+                            "insn {}: offset {off} into an insn_array of {} entries (must be a multiple of 8 below {len})",
+                            l.pc,
+                            map.spec().max_entries
+                        )));
+                    }
+                    map.value_regions()[0].ptr as u64 + off as u64
+                }
                 Some(off) => {
                     let spec = map.spec();
                     if spec.map_type != bpfkit_maps::MapType::Array || spec.max_entries != 1 {
@@ -136,8 +148,25 @@ impl Runtime {
             insns[l.pc] = RawInsn::new(LDDW, dst.index(), 0, 0, value as u32 as i32);
             insns[l.pc + 1] = RawInsn::new(0, 0, 0, 0, (value >> 32) as u32 as i32);
         }
-        let prog =
+        // Instruction arrays among the bound maps are taken by this program (kernel-spec §2.4).
+        let tails: std::collections::HashSet<usize> = decode_program(&load.insns)
+            .map_err(|e| err(e.to_string()))?
+            .iter()
+            .filter(|l| matches!(l.insn, Insn::LdImm64 { .. }))
+            .map(|l| l.pc + 1)
+            .collect();
+        let mut owners = Vec::new();
+        for m in table.iter() {
+            if m.map_type() == bpfkit_maps::MapType::InsnArray {
+                let owner = m
+                    .bind_insn_array(load.insns.len(), &|i| tails.contains(&i))
+                    .map_err(|e| err(format!("insn array map {}: {e}", m.id())))?;
+                owners.push(owner);
+            }
+        }
+        let mut prog =
             self.prepare(load.name.clone(), String::new(), load.prog_type, insns, Arc::new(table), Vec::new(), &[])?;
+        prog.set_insn_arrays(owners)?;
         let fd = ProgFd(prog.id());
         self.registry().add_prog(fd.0, Arc::new(prog));
         Ok(fd)

@@ -57,6 +57,10 @@ fn map_of(ctx: &mut HelperCtx<'_>, token: u64) -> Result<(Arc<bpfkit_maps::Map>,
     let e = env(ctx)?;
     let cpu = e.cpu as usize;
     let m = e.map(token).ok_or_else(|| HelperError::failed(format!("{token:#x} is not a map")))?;
+    if m.map_type() == bpfkit_maps::MapType::InsnArray {
+        // The kernel's verifier refuses every helper on an insn_array (-EINVAL).
+        return Err(HelperError::failed("insn_array maps cannot be used by helpers"));
+    }
     Ok((m, cpu))
 }
 

@@ -142,6 +142,7 @@ impl Runtime {
             maps,
             line_info,
             runtime: self.clone(),
+            insn_arrays: Vec::new(),
         })
     }
 
@@ -513,6 +514,8 @@ pub struct Prog {
     maps: Arc<MapTable>,
     line_info: Vec<bpfkit_object::LineInfo>,
     runtime: Runtime,
+    /// The instruction arrays bound to this program (released when it is dropped).
+    insn_arrays: Vec<bpfkit_maps::InsnArrayOwner>,
 }
 
 impl std::fmt::Debug for Prog {
@@ -605,6 +608,20 @@ impl Prog {
     /// The JIT's code for this program, if compiled (for dumps).
     pub fn jit_code(&self) -> Option<&bpfkit_jit::JitCode> {
         self.program.native()?.owner().downcast_ref::<Arc<bpfkit_jit::JitCode>>().map(|a| &**a)
+    }
+
+    /// Takes ownership of the instruction arrays bound at load and fills their offsets for the
+    /// interpreter (bpfkit-decisions D6): no rewrite moves instructions yet, so `xlated_off`
+    /// stays `orig_off`; `jitted_off` is `xlated_off * 8` and the address programs read is the
+    /// interpreter's code address of the instruction.
+    pub(crate) fn set_insn_arrays(&mut self, owners: Vec<bpfkit_maps::InsnArrayOwner>) -> Result<(), Error> {
+        let program = Arc::clone(&self.program);
+        for o in &owners {
+            o.set_code(&|x| Some((x.checked_mul(8)?, program.code_address(x as usize))))
+                .map_err(|e| Error::Program { program: self.name.clone(), reason: e.to_string() })?;
+        }
+        self.insn_arrays = owners;
+        Ok(())
     }
 
     /// The interpreter's program (shared with the JIT).

@@ -28,6 +28,7 @@ pub mod epoch;
 mod error;
 mod fd_array;
 mod hash;
+mod insn_array;
 mod lpm;
 mod map;
 mod queue;
@@ -38,7 +39,8 @@ mod storage;
 pub use epoch::{Guard, is_pinned, pin};
 pub use error::{MapError, errno};
 pub use fd_array::{ChangeHook, ProgEntry};
-pub use map::{ArrayLayout, Batch, BatchCursor, Entry, LookupFlags, Map, ValueRegion};
+pub use insn_array::INSN_DELETED;
+pub use map::{ArrayLayout, Batch, BatchCursor, Entry, InsnArrayOwner, LookupFlags, Map, ValueRegion};
 pub use ringbuf::RingBuf;
 pub use spec::{MapSpec, MapType};
 

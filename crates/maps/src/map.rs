@@ -10,6 +10,7 @@ use crate::error::MapError;
 use crate::fd_array::{ChangeHook, FdArray, ProgEntry};
 use crate::flags::*;
 use crate::hash::{HashParams, HashTable, ValueSrc, spare_elements};
+use crate::insn_array::InsnArray;
 use crate::lpm::LpmTrie;
 use crate::queue::QueueStack;
 use crate::ringbuf::RingBuf;
@@ -91,6 +92,7 @@ enum Kind {
     RingBuf(RingBuf),
     ProgArray(FdArray<ProgEntry>),
     ArrayOfMaps(FdArray<Map>),
+    InsnArray(InsnArray),
 }
 
 /// A BPF map. Share it as `Arc<Map>`; every operation takes `&self` and is thread-safe.
@@ -180,6 +182,11 @@ impl Map {
             MapType::LpmTrie => Kind::Lpm(LpmTrie::new(key_size, value_size, spec.max_entries, ncpus)?),
             MapType::Queue | MapType::Stack => Kind::Queue(QueueStack::new(t == MapType::Stack, value_size, max)?),
             MapType::Ringbuf => Kind::RingBuf(RingBuf::new(spec.max_entries)?),
+            MapType::InsnArray => {
+                // Programs may never write an insn array (the kernel forces BPF_F_RDONLY_PROG).
+                spec.flags |= BPF_F_RDONLY_PROG;
+                Kind::InsnArray(InsnArray::new(max)?)
+            }
             _ => return Err(MapError::Unsupported { map_type: t }),
         };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -245,6 +252,7 @@ impl Map {
             Kind::RingBuf(r) => r.query(BPF_RB_AVAIL_DATA) as usize,
             Kind::ProgArray(p) => (0..p.len() as u32).filter(|&i| p.is_set(i)).count(),
             Kind::ArrayOfMaps(a) => (0..a.len() as u32).filter(|&i| a.is_set(i)).count(),
+            Kind::InsnArray(a) => a.len(),
         }
     }
 
@@ -259,6 +267,7 @@ impl Map {
             Kind::Hash(h) if self.spec.map_type != MapType::HashOfMaps => vec![region(h.values(), w)],
             Kind::Lpm(l) => vec![region(l.table().values(), w)],
             Kind::RingBuf(r) => vec![region(r.data(), true)],
+            Kind::InsnArray(a) => vec![region(a.ips(), false)],
             _ => Vec::new(),
         }
     }
@@ -276,6 +285,38 @@ impl Map {
             }),
             _ => None,
         }
+    }
+
+    /// Binds an `insn_array` to a program of `prog_len` slots being loaded (kernel-spec §2.4):
+    /// the map must be frozen, every `orig_off` inside the program and not the second slot of
+    /// a `lddw` (`-EINVAL`), and no other program may own it (`-EBUSY`). Resets every
+    /// `xlated_off` to its `orig_off`. The returned owner releases the map when dropped.
+    pub fn bind_insn_array(
+        self: &Arc<Self>,
+        prog_len: usize,
+        is_lddw_tail: &dyn Fn(usize) -> bool,
+    ) -> Result<InsnArrayOwner, MapError> {
+        let Kind::InsnArray(a) = &self.kind else {
+            return Err(MapError::Invalid { reason: "not an insn_array map" });
+        };
+        if !self.is_frozen() {
+            return Err(MapError::Invalid { reason: "an insn_array must be frozen before the program is loaded" });
+        }
+        a.bind(prog_len, is_lddw_tail)?;
+        Ok(InsnArrayOwner { map: Arc::clone(self) })
+    }
+
+    /// The `[orig_off, xlated_off, jitted_off]` of each entry of an `insn_array`.
+    pub fn insn_array_entries(&self) -> Option<Vec<[u32; 3]>> {
+        let Kind::InsnArray(a) = &self.kind else { return None };
+        Some((0..a.len()).filter_map(|i| a.get(i)).collect())
+    }
+
+    /// The code address of each entry of an `insn_array`, as programs read it (0 until the
+    /// program's code is final, and for deleted instructions).
+    pub fn insn_array_ips(&self) -> Option<Vec<u64>> {
+        let Kind::InsnArray(a) = &self.kind else { return None };
+        Some((0..a.len()).map(|i| a.ips().word(i * 8).load(Ordering::Acquire)).collect())
     }
 
     /// The ring buffer operations, for `ringbuf` maps.
@@ -387,6 +428,11 @@ impl Map {
                 let index = self.index(key)?;
                 Ok(a.get_arc(index).ok_or(MapError::NotFound)?.id().to_ne_bytes().to_vec())
             }
+            Kind::InsnArray(a) => {
+                let index = self.index(key)?;
+                let v = a.get(index as usize).ok_or(MapError::NotFound)?;
+                Ok(v.iter().chain(&[0]).flat_map(|w| w.to_ne_bytes()).collect())
+            }
         }
     }
 
@@ -432,6 +478,20 @@ impl Map {
             Kind::ArrayOfMaps(_) => {
                 Err(MapError::Invalid { reason: "array_of_maps values are maps: use Map::update_inner_map" })
             }
+            Kind::InsnArray(a) => {
+                let index = self.index(key)?;
+                self.check_value(value, 16)?;
+                if index >= self.spec.max_entries {
+                    return Err(MapError::OutOfRange { index, max_entries: self.spec.max_entries });
+                }
+                if flags & BPF_NOEXIST != 0 {
+                    return Err(MapError::Exists);
+                }
+                if flags > BPF_EXIST {
+                    return Err(MapError::Invalid { reason: "update flags must be BPF_ANY, BPF_NOEXIST or BPF_EXIST" });
+                }
+                a.set_orig(index as usize, value)
+            }
         }
     }
 
@@ -469,6 +529,7 @@ impl Map {
             Kind::RingBuf(_) => Err(self.unsupported("delete")),
             Kind::ProgArray(p) => self.fd_delete(p, key),
             Kind::ArrayOfMaps(a) => self.fd_delete(a, key),
+            Kind::InsnArray(_) => Err(MapError::Invalid { reason: "insn_array elements cannot be deleted" }),
         }
     }
 
@@ -491,7 +552,7 @@ impl Map {
     pub fn get_next_key(&self, key: Option<&[u8]>) -> Result<Vec<u8>, MapError> {
         self.check_read()?;
         match &self.kind {
-            Kind::Array(_) | Kind::ProgArray(_) | Kind::ArrayOfMaps(_) => {
+            Kind::Array(_) | Kind::ProgArray(_) | Kind::ArrayOfMaps(_) | Kind::InsnArray(_) => {
                 let max = self.spec.max_entries;
                 let next = match key {
                     None => 0,
@@ -578,6 +639,13 @@ impl Map {
             Kind::ArrayOfMaps(a) => (0..a.len() as u32)
                 .filter_map(|i| a.get_arc(i).map(|m| (i.to_ne_bytes().to_vec(), m.id().to_ne_bytes().to_vec())))
                 .collect(),
+            Kind::InsnArray(_) => (0..self.spec.max_entries)
+                .map(|i| {
+                    let k = i.to_ne_bytes().to_vec();
+                    let v = self.lookup(&k).unwrap_or_default();
+                    (k, v)
+                })
+                .collect(),
         })
     }
 
@@ -605,7 +673,7 @@ impl Map {
         let supported = match &self.kind {
             Kind::Hash(_) => true,
             Kind::Array(_) | Kind::Lpm(_) | Kind::ProgArray(_) | Kind::ArrayOfMaps(_) => !delete,
-            Kind::Queue(_) | Kind::RingBuf(_) => false,
+            Kind::Queue(_) | Kind::RingBuf(_) | Kind::InsnArray(_) => false,
         };
         if !supported {
             return Err(self.unsupported(op));
@@ -958,4 +1026,47 @@ pub struct ArrayLayout {
     /// Bytes from one value to the next.
     pub stride: u32,
     pub max_entries: u32,
+}
+
+/// A program's hold on an `insn_array` ([`Map::bind_insn_array`]): it updates the offsets as
+/// the program is rewritten and compiled, and releases the map when dropped.
+#[derive(Debug)]
+pub struct InsnArrayOwner {
+    map: Arc<Map>,
+}
+
+impl InsnArrayOwner {
+    /// The map.
+    pub fn map(&self) -> &Arc<Map> {
+        &self.map
+    }
+
+    fn array(&self) -> &InsnArray {
+        match &self.map.kind {
+            Kind::InsnArray(a) => a,
+            _ => unreachable!("InsnArrayOwner is only made for insn arrays"),
+        }
+    }
+
+    /// A rewrite moved instructions: each live `xlated_off` becomes `f(xlated_off)`, or
+    /// [`INSN_DELETED`](crate::INSN_DELETED) for `None`.
+    pub fn map_xlated(&self, f: &dyn Fn(u32) -> Option<u32>) {
+        self.array().map_xlated(f);
+    }
+
+    /// The code is final: each live entry gets `jitted_off` and the code address programs
+    /// read, from its `xlated_off`. `Err` (`-EFAULT` in the kernel) if a live entry has none.
+    pub fn set_code(&self, f: &dyn Fn(u32) -> Option<(u32, u64)>) -> Result<(), MapError> {
+        if self.array().set_code(f) {
+            Ok(())
+        } else {
+            Err(MapError::Invalid { reason: "a live insn_array entry has no code address" })
+        }
+    }
+}
+
+impl Drop for InsnArrayOwner {
+    fn drop(&mut self) {
+        self.array().release();
+    }
 }

@@ -138,6 +138,7 @@ impl MapType {
                 | MapType::PercpuArray
                 | MapType::LruHash
                 | MapType::LruPercpuHash
+                | MapType::InsnArray
                 | MapType::LpmTrie
                 | MapType::ArrayOfMaps
                 | MapType::HashOfMaps
@@ -321,6 +322,7 @@ pub(crate) fn validate(spec: &MapSpec, ncpus: usize) -> Result<(), MapError> {
         MapType::LpmTrie => validate_lpm(spec)?,
         MapType::Queue | MapType::Stack => validate_queue_stack(spec)?,
         MapType::Ringbuf => validate_ringbuf(spec)?,
+        MapType::InsnArray => validate_insn_array(spec)?,
         _ => return Err(MapError::Unsupported { map_type: spec.map_type }),
     }
     if let Some(inner) = &spec.inner {
@@ -328,6 +330,24 @@ pub(crate) fn validate(spec: &MapSpec, ncpus: usize) -> Result<(), MapError> {
             return Err(invalid(spec, "the inner map cannot itself be a map-in-map"));
         }
         validate(inner, ncpus).map_err(|e| invalid(spec, format!("inner map template: {e}")))?;
+    }
+    Ok(())
+}
+
+/// kernel-spec §2.2: key 4, value 16 (`struct bpf_insn_array_value`), max_entries > 0, no flags.
+fn validate_insn_array(spec: &MapSpec) -> Result<(), MapError> {
+    if spec.key_size != 4 {
+        return Err(invalid(spec, format!("key_size must be 4, not {}", spec.key_size)));
+    }
+    if spec.value_size != 16 {
+        return Err(invalid(
+            spec,
+            format!("value_size must be 16 (struct bpf_insn_array_value), not {}", spec.value_size),
+        ));
+    }
+    check_max_entries(spec)?;
+    if spec.flags != 0 {
+        return Err(invalid(spec, format!("map_flags must be 0, not {:#x}", spec.flags)));
     }
     Ok(())
 }
