@@ -559,10 +559,25 @@ impl Prog {
         if self.program.native().is_some() {
             return Ok(());
         }
-        match bpfkit_jit::jit(&self.program, &self.jit_options(), trust) {
-            Ok(_) | Err(bpfkit_jit::CompileError::AlreadyCompiled) => Ok(()),
-            Err(source) => Err(Error::Jit { program: self.name.clone(), source }),
+        let code = match bpfkit_jit::jit(&self.program, &self.jit_options(), trust) {
+            Ok(code) => code,
+            Err(bpfkit_jit::CompileError::AlreadyCompiled) => return Ok(()),
+            Err(source) => return Err(Error::Jit { program: self.name.clone(), source }),
+        };
+        // Instruction arrays now designate native code: `jitted_off` is the offset in the
+        // instruction's function (its own image, as the kernel reports it), and the address
+        // programs read is native (the interpreter follows native addresses too).
+        let c = code.compiled();
+        let base = code.address();
+        for o in &self.insn_arrays {
+            o.set_code(&|x| {
+                let off = *c.insn_offsets.get(x as usize)?;
+                let func = c.functions.iter().rev().find(|(pc, _)| *pc <= x as usize)?.1 as u32;
+                Some((off - func, base + u64::from(off)))
+            })
+            .map_err(|e| Error::Program { program: self.name.clone(), reason: e.to_string() })?;
         }
+        Ok(())
     }
 
     /// The machine code the JIT makes of this program, without running or attaching it (for

@@ -136,6 +136,9 @@ pub struct NativeOffsets {
 pub struct NativeCode {
     entry: NativeEntry,
     body: u64,
+    /// The native address of each instruction start, ascending, with its slot: the code
+    /// addresses instruction arrays hold once the program is compiled (`gotox` targets).
+    addresses: Vec<(u64, u32)>,
     _owner: Box<dyn Any + Send + Sync>,
 }
 
@@ -159,7 +162,21 @@ impl NativeCode {
     /// (the program must have been verified, or its author vouches for it). `owner` must keep
     /// the code mapped and executable, unchanged except through atomic patch sites.
     pub unsafe fn new(entry: NativeEntry, body: u64, owner: Box<dyn Any + Send + Sync>) -> NativeCode {
-        NativeCode { entry, body, _owner: owner }
+        NativeCode { entry, body, addresses: Vec::new(), _owner: owner }
+    }
+
+    /// Records the native address of each instruction start (`(address, slot)`), so that the
+    /// interpreter can follow a `gotox` to a native code address of the same program.
+    pub fn with_addresses(mut self, mut addresses: Vec<(u64, u32)>) -> NativeCode {
+        addresses.sort_unstable();
+        self.addresses = addresses;
+        self
+    }
+
+    /// The slot whose native code starts at `addr`.
+    pub fn pc_of_address(&self, addr: u64) -> Option<usize> {
+        let i = self.addresses.binary_search_by_key(&addr, |&(a, _)| a).ok()?;
+        Some(self.addresses[i].1 as usize)
     }
 
     /// The address tail calls into this program jump to.

@@ -480,10 +480,15 @@ impl Program {
     }
 
     /// The slot a code address of this program designates, if it is the start of an instruction.
+    /// Once the program is JIT-compiled, the native address of an instruction designates it
+    /// too (instruction arrays then hold native addresses, which both engines follow).
     pub fn pc_of_code_address(&self, addr: u64) -> Option<usize> {
         let rel = addr.wrapping_sub(self.code_base());
         let idx = usize::try_from(rel / 8).ok()?;
-        (rel.is_multiple_of(8) && idx < self.insn_start.len() && self.insn_start[idx]).then_some(idx)
+        if rel.is_multiple_of(8) && idx < self.insn_start.len() && self.insn_start[idx] {
+            return Some(idx);
+        }
+        self.native().and_then(|n| n.pc_of_address(addr))
     }
 
     /// The helper a `call id` of this program calls: a reference into the program's own table,

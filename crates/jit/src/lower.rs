@@ -698,12 +698,10 @@ fn lower_one(
             p.epilogue_no_ret(f);
             p.a.ret();
         }
-        Insn::GotoX { .. } => {
-            return Err(CompileError::Unsupported {
-                pc,
-                what: "gotox (indirect jumps come with instruction-array maps)",
-            });
-        }
+        // The register holds a native code address read from an instruction array of this
+        // program (whose entries the runtime sets to this code's addresses); the verifier
+        // proves it designates an instruction of the same function.
+        Insn::GotoX { reg } => p.a.jmp_r(x(reg)),
         Insn::MayGoto { off } => {
             let t = jump_target(pc, off.into(), len)?;
             let slot = 8 * i32::from(f.pad);
