@@ -12,7 +12,7 @@
 //! header are refused by the kernel and by bpfkit, so by every engine here).
 
 use crate::BenchError;
-use bpfkit_isa::{AluOp, Cond, Insn, Operand, Reg, Size, Width};
+use bpfkit_isa::{AluOp, Insn, Operand, Reg, Width};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ pub enum Synthetic {
 }
 
 /// Iterations of `alu_loop_100k`.
-pub const ALU_ITERATIONS: u64 = 100_000;
+pub use bpfkit_testing::workloads::ALU_ITERATIONS;
 
 fn alu(op: AluOp, dst: Reg, src: Operand) -> Insn {
     Insn::Alu { width: Width::W64, op, dst, src }
@@ -49,29 +49,8 @@ impl Synthetic {
     /// The program, taking `r1` = the input's address and `r2` = its length.
     pub fn program(self) -> Vec<Insn> {
         match self {
-            Synthetic::Sum1k => vec![
-                alu(AluOp::Mov, Reg::R0, Operand::Imm(0)),
-                alu(AluOp::Mov, Reg::R3, Operand::Reg(Reg::R1)),
-                alu(AluOp::Mov, Reg::R4, Operand::Reg(Reg::R1)),
-                alu(AluOp::Add, Reg::R4, Operand::Reg(Reg::R2)),
-                // loop:
-                Insn::Load { size: Size::DW, signed: false, dst: Reg::R5, src: Reg::R3, off: 0 },
-                alu(AluOp::Add, Reg::R0, Operand::Reg(Reg::R5)),
-                alu(AluOp::Add, Reg::R3, Operand::Imm(8)),
-                Insn::JmpCond { width: Width::W64, cond: Cond::Lt, dst: Reg::R3, src: Operand::Reg(Reg::R4), off: -4 },
-                Insn::Exit,
-            ],
-            Synthetic::AluLoop100k => vec![
-                alu(AluOp::Mov, Reg::R0, Operand::Imm(1)),
-                alu(AluOp::Mov, Reg::R1, Operand::Imm(ALU_ITERATIONS as i32)),
-                // loop:
-                alu(AluOp::Add, Reg::R0, Operand::Reg(Reg::R1)),
-                alu(AluOp::Xor, Reg::R0, Operand::Imm(0x5a)),
-                alu(AluOp::Mul, Reg::R0, Operand::Imm(3)),
-                alu(AluOp::Sub, Reg::R1, Operand::Imm(1)),
-                Insn::JmpCond { width: Width::W64, cond: Cond::Ne, dst: Reg::R1, src: Operand::Imm(0), off: -5 },
-                Insn::Exit,
-            ],
+            Synthetic::Sum1k => bpfkit_testing::workloads::sum_1k(),
+            Synthetic::AluLoop100k => bpfkit_testing::workloads::alu_loop_100k(),
         }
     }
 

@@ -163,7 +163,7 @@ pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, Compile
         Some(layout) => ctx::analyze(program, &insns, layout)?,
         None => HashMap::new(),
     };
-    let funcs = functions(program, &insns, len)?;
+    let funcs = functions(&insns, len)?;
     // Targets of backward jumps start loops: they are aligned to 32 bytes, so that a short
     // loop body does not straddle a fetch block.
     let mut loop_heads = vec![false; len];
@@ -255,8 +255,7 @@ pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, Compile
             for &(pc, site, target) in &pass.sites {
                 if let Some(t) = target {
                     let bytes =
-                        crate::patch::encode(site, crate::SiteState::Jump { target_offset: pass.offsets[t] as usize })
-                            .map_err(|e| CompileError::Internal { reason: leak(e.to_string()) })?;
+                        crate::patch::encode(site, crate::SiteState::Jump { target_offset: pass.offsets[t] as usize })?;
                     pass.a.buf[site..site + 5].copy_from_slice(&bytes);
                 }
                 sites.push((pc, site));
@@ -280,12 +279,8 @@ pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, Compile
     Err(CompileError::Internal { reason: "jump sizes did not converge" })
 }
 
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
-
 /// Finds the functions (main, BPF-to-BPF callees, callbacks) and what each needs.
-fn functions(program: &Program, insns: &[Located], len: usize) -> Result<Vec<Func>, CompileError> {
+fn functions(insns: &[Located], len: usize) -> Result<Vec<Func>, CompileError> {
     let mut entries = vec![0usize];
     for l in insns {
         match l.insn {
@@ -345,7 +340,6 @@ fn functions(program: &Program, insns: &[Located], len: usize) -> Result<Vec<Fun
                     if src == Operand::Reg(Reg::R10) {
                         escapes = true;
                     }
-                    let _ = size_of(&l.insn);
                 }
                 Insn::Atomic { dst: Reg::R10, off, .. } => depth = depth.max(-i32::from(off)),
                 Insn::Atomic { src: Reg::R10, op: AtomicOp::LoadAcquire, off, .. } => {
@@ -358,7 +352,6 @@ fn functions(program: &Program, insns: &[Located], len: usize) -> Result<Vec<Fun
                 }
             }
         }
-        let _ = program;
         let depth = if escapes { STACK_FRAME } else { ((depth + 15) & !15).clamp(0, STACK_FRAME) };
         let saved: Vec<u8> = (6..=9).filter(|&r| written[r]).map(|r| MAP[r]).collect();
         let n = saved.len() + usize::from(budget);
@@ -366,13 +359,6 @@ fn functions(program: &Program, insns: &[Located], len: usize) -> Result<Vec<Fun
         funcs.push(Func { entry, saved, budget, pad, depth });
     }
     Ok(funcs)
-}
-
-fn size_of(i: &Insn) -> u32 {
-    match i {
-        Insn::Load { size, .. } | Insn::Store { size, .. } | Insn::Atomic { size, .. } => size.bytes() as u32,
-        _ => 0,
-    }
 }
 
 /// Registers an instruction writes (for the callee-saved set).
@@ -627,10 +613,7 @@ fn lower_one(
         Insn::StaticBranch { inverse, off, .. } => {
             // Every key is off until static keys land: goto_or_nop is a nop, nop_or_goto jumps.
             let t = jump_target(pc, off.into(), len)?;
-            let site = p
-                .patch_sites
-                .emit_site(&mut p.a.buf, crate::SiteState::Nop)
-                .map_err(|e| CompileError::Internal { reason: leak(e.to_string()) })?;
+            let site = p.patch_sites.emit_site(&mut p.a.buf, crate::SiteState::Nop)?;
             p.sites.push((pc, site.offset(), inverse.then_some(t)));
         }
         Insn::JmpCond { width, cond, dst, src, off } => {

@@ -63,12 +63,9 @@ impl InsnArray {
     /// second half of a `lddw`): every `orig_off` must be inside the program and not a lddw
     /// tail, and no other program may own the map. Resets `xlated_off := orig_off`.
     pub(crate) fn bind(&self, prog_len: usize, is_lddw_tail: &dyn Fn(usize) -> bool) -> Result<(), MapError> {
-        let e = self.lock();
-        if let Some(bad) = e.iter().find(|v| v[0] as usize >= prog_len || is_lddw_tail(v[0] as usize)) {
-            let _ = bad;
+        if self.lock().iter().any(|v| v[0] as usize >= prog_len || is_lddw_tail(v[0] as usize)) {
             return Err(MapError::Invalid { reason: "an entry's orig_off is outside the program or inside a lddw" });
         }
-        drop(e);
         if self.owned.swap(true, Ordering::AcqRel) {
             return Err(MapError::Busy { reason: "the insn array is bound to another program" });
         }
