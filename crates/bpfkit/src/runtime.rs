@@ -639,6 +639,12 @@ impl Prog {
         Ok(())
     }
 
+    /// The instruction arrays this program owns (jump tables and those bound at load), in the
+    /// order they were bound.
+    pub fn insn_arrays(&self) -> Vec<Arc<bpfkit_maps::Map>> {
+        self.insn_arrays.iter().map(|o| Arc::clone(o.map())).collect()
+    }
+
     /// The interpreter's program (shared with the JIT).
     pub fn interp_program(&self) -> &Arc<Program> {
         &self.program
