@@ -7,6 +7,8 @@
 # repository root on relative paths, and the build directory recorded in the debug info is ".".
 # It does depend on the exact clang build (its version string is in .comment and DW_AT_producer).
 #
+# A source whose first line is `// build-flags: FLAGS` is compiled with those flags too.
+#
 # Usage: tests/bpf/build.sh [OUT_DIR]     (CLANG=clang-22 by default)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -31,7 +33,13 @@ for src in tests/bpf/*.bpf.c examples/*.bpf.c; do
     [ -e "$src" ] || continue
     obj="$out/${src%.c}.o"
     mkdir -p "$(dirname "$obj")"
-    if ! "$clang" "${CFLAGS[@]}" -c "$src" -o "$obj"; then
+    # A first line `// build-flags: ...` adds flags for that file (e.g. forcing jump tables).
+    extra=()
+    first="$(head -1 "$src")"
+    if [[ "$first" == "// build-flags: "* ]]; then
+        read -r -a extra <<<"${first#// build-flags: }"
+    fi
+    if ! "$clang" "${CFLAGS[@]}" "${extra[@]}" -c "$src" -o "$obj"; then
         echo "build.sh: failed to compile $src" >&2
         status=1
     fi

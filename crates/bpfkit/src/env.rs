@@ -68,7 +68,7 @@ pub enum CtxKind {
 }
 
 /// The maps a program may name, by the token its `lddw` yields (the map's address).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct MapTable {
     entries: Vec<(u64, Arc<Map>)>,
 }

@@ -233,16 +233,28 @@ impl Runtime {
                 program: p.name.clone(),
                 reason: format!("section `{}` is not a program type libbpf knows", p.section),
             })?;
-            let (insns, kfuncs) = self.bind(p, &file, &maps)?;
-            programs.push(self.prepare(
+            let Bound { insns, kfuncs, jump_tables } = self.bind(p, &file, &maps)?;
+            // A program with jump tables sees their maps besides the object's.
+            let prog_maps = if jump_tables.is_empty() {
+                Arc::clone(&table)
+            } else {
+                let mut t = (*table).clone();
+                for o in &jump_tables {
+                    t.insert(Arc::clone(o.map()));
+                }
+                Arc::new(t)
+            };
+            let mut prog = self.prepare(
                 p.name.clone(),
                 p.section.clone(),
                 prog_type,
                 insns,
-                Arc::clone(&table),
+                prog_maps,
                 p.line_info.clone(),
                 &kfuncs,
-            )?);
+            )?;
+            prog.set_insn_arrays(jump_tables)?;
+            programs.push(prog);
         }
         let object = Object {
             runtime: self.clone(),
@@ -267,15 +279,10 @@ impl Runtime {
     }
 
     /// The program's instructions with every relocation bound to this runtime's addresses.
-    #[allow(clippy::type_complexity)]
-    fn bind(
-        &self,
-        p: &bpfkit_object::Program,
-        file: &ObjectFile,
-        maps: &[Arc<Map>],
-    ) -> Result<(Vec<RawInsn>, Vec<(String, Arc<KfuncFn>)>), Error> {
+    fn bind(&self, p: &bpfkit_object::Program, file: &ObjectFile, maps: &[Arc<Map>]) -> Result<Bound, Error> {
         let mut insns = p.insns.clone();
         let mut kfuncs: Vec<(String, Arc<KfuncFn>)> = Vec::new();
+        let jump_tables = self.jump_table_maps(p)?;
         let lddw = |insns: &mut Vec<RawInsn>, at: usize, value: u64| {
             let dst = insns[at].dst();
             insns[at] = RawInsn::new(LDDW, dst, 0, 0, value as u32 as i32);
@@ -314,6 +321,24 @@ impl Runtime {
                         reason: format!("insn {}: kernel symbol `{name}` (__ksym) is not available in bpfkit", r.insn),
                     });
                 }
+                RelocTarget::JumpTable { table, offset } => {
+                    let map = jump_tables[*table].map();
+                    let len = i64::from(map.spec().max_entries) * 8;
+                    let off = i64::from(*offset);
+                    if off < 0 || off % 8 != 0 || off >= len {
+                        // The kernel's check_ld_imm refuses such an offset (-EACCES).
+                        return Err(Error::Program {
+                            program: p.name.clone(),
+                            reason: format!(
+                                "insn {}: offset {off} into jump table `{}` of {} entries (must be a multiple of 8 below {len})",
+                                r.insn,
+                                p.jump_tables[*table].symbol,
+                                map.spec().max_entries
+                            ),
+                        });
+                    }
+                    lddw(&mut insns, r.insn, map.value_regions()[0].ptr as u64 + off as u64);
+                }
             }
         }
         // Any kfunc call left unbound (no relocation) cannot run.
@@ -328,8 +353,56 @@ impl Runtime {
                 reason: format!("insn {}: kfunc call without a name", l.pc),
             });
         }
-        Ok((insns, kfuncs))
+        Ok(Bound { insns, kfuncs, jump_tables })
     }
+
+    /// One instruction-array map per jump table of `p` (libbpf's `create_jt_map`): named
+    /// `.jumptables`, filled with the entries' instructions, frozen, and bound to the program.
+    fn jump_table_maps(&self, p: &bpfkit_object::Program) -> Result<Vec<bpfkit_maps::InsnArrayOwner>, Error> {
+        if p.jump_tables.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tails: std::collections::HashSet<usize> = decode_program(&p.insns)
+            .map_err(|e| Error::Program { program: p.name.clone(), reason: e.to_string() })?
+            .iter()
+            .filter(|l| matches!(l.insn, bpfkit_isa::Insn::LdImm64 { .. }))
+            .map(|l| l.pc + 1)
+            .collect();
+        let mut owners = Vec::with_capacity(p.jump_tables.len());
+        for jt in &p.jump_tables {
+            let err = |reason: String| Error::Program {
+                program: p.name.clone(),
+                reason: format!(
+                    "jump table `{}` (sym_off {}) loaded by insn {}: can't create jump table: {reason}",
+                    jt.symbol, jt.sym_off, jt.insn
+                ),
+            };
+            let n = u32::try_from(jt.entries.len()).map_err(|_| err("too many entries".into()))?;
+            let mut spec = MapSpec::new(bpfkit_maps::MapType::InsnArray, 4, 16, n);
+            spec.name = ".jumptables".into();
+            let map = Arc::new(Map::create(spec, self.inner.ncpus as usize).map_err(|e| err(e.to_string()))?);
+            for (i, target) in jt.entries.iter().enumerate() {
+                let mut value = [0u8; 16];
+                value[..4].copy_from_slice(&target.to_le_bytes());
+                map.update(&(i as u32).to_le_bytes(), &value, 0).map_err(|e| err(e.to_string()))?;
+            }
+            map.freeze().map_err(|e| err(e.to_string()))?;
+            self.inner.maps.add(&map);
+            owners.push(
+                map.bind_insn_array(p.insns.len(), &|i| tails.contains(&i))
+                    .map_err(|e| err(format!("{e} (entries {:?}, program of {} insns)", jt.entries, p.insns.len())))?,
+            );
+        }
+        Ok(owners)
+    }
+}
+
+/// A program's instructions once bound, with the kfuncs it calls and the instruction arrays
+/// made of its jump tables.
+struct Bound {
+    insns: Vec<RawInsn>,
+    kfuncs: Vec<(String, Arc<KfuncFn>)>,
+    jump_tables: Vec<bpfkit_maps::InsnArrayOwner>,
 }
 
 /// The name the kernel would keep: at most 15 characters of `[A-Za-z0-9_.]` (libbpf truncates).

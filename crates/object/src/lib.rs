@@ -61,6 +61,10 @@ pub enum ObjectError {
     Map { map: String, reason: String },
     #[error("program `{program}` (section {section}): {reason}")]
     Program { program: String, section: String, reason: String },
+    /// A jump table (`.jumptables`, kernel-spec §4) that cannot be used; `reason` is libbpf's
+    /// message where libbpf has one.
+    #[error("program `{program}`: jump table `{table}` used by insn {insn}: {reason}")]
+    JumpTable { program: String, table: String, insn: usize, reason: String },
 }
 
 impl ObjectError {
@@ -84,6 +88,26 @@ pub enum RelocTarget {
     Kfunc { name: String },
     /// `lddw rX, &ksym`: the address of a kernel variable declared `__ksym`.
     Ksym { name: String },
+    /// `lddw rX, jump_table`: the code-address array of an instruction-array map made from
+    /// the program's jump table `table` (index into [`Program::jump_tables`]), `offset` bytes
+    /// in (the second slot's immediate, as libbpf keeps it).
+    JumpTable { table: usize, offset: i32 },
+}
+
+/// A jump table LLVM emitted for a `switch` or computed `goto` (section `.jumptables`, symbol
+/// `BPF.JT.<func>.<table>`), translated for one linked program: the instructions its entries
+/// designate, as slot indices of [`Program::insns`]. The runtime makes it an instruction-array
+/// map owned by that program (one per table and program, as libbpf does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JumpTable {
+    /// The table's symbol.
+    pub symbol: String,
+    /// Its byte offset in `.jumptables`.
+    pub sym_off: u32,
+    /// The first instruction (slot of the linked program) that loads it.
+    pub insn: usize,
+    /// Target instruction of each entry, in the linked program.
+    pub entries: Vec<u32>,
 }
 
 /// A relocation of a linked program: instruction index (in slots) and what it needs.
@@ -132,6 +156,8 @@ pub struct Program {
     pub subprogs: Vec<Subprog>,
     /// Line info, sorted by instruction.
     pub line_info: Vec<LineInfo>,
+    /// Jump tables the program's code loads (see [`RelocTarget::JumpTable`]).
+    pub jump_tables: Vec<JumpTable>,
 }
 
 impl Program {
@@ -484,6 +510,7 @@ impl<'d> Loader<'d> {
         let mut queue: Vec<Func> = vec![main.clone()];
         let mut pending_calls: Vec<(usize, (usize, usize))> = Vec::new();
         let mut line_info = Vec::new();
+        let mut jump_tables: Vec<JumpTable> = Vec::new();
 
         while let Some(f) = queue.pop() {
             if placed.contains_key(&(f.section, f.start)) {
@@ -565,6 +592,20 @@ impl<'d> Loader<'d> {
                             queue.push(self.callee(target, &fsec.name, r.offset)?);
                             continue;
                         }
+                        if sym.section.is_some_and(|s| self.sections[s].name == ".jumptables") {
+                            let sym_off = u32::try_from(sym.value).unwrap_or(u32::MAX);
+                            let table = match jump_tables.iter().position(|t| t.sym_off == sym_off) {
+                                Some(t) => t,
+                                None => {
+                                    jump_tables.push(self.jump_table(sym, &f, base, &main.name, base + i)?);
+                                    jump_tables.len() - 1
+                                }
+                            };
+                            let offset = slots.get(i + 1).map_or(0, |s| s.imm);
+                            slots[i].imm = 0;
+                            relocs.push(Reloc { insn: base + i, target: RelocTarget::JumpTable { table, offset } });
+                            continue;
+                        }
                         let target = maps::data_reloc(self, maps, sym, insn.imm, &fsec.name, r.offset)?;
                         // The runtime rewrites the pair; clear the addend the compiler left.
                         slots[i].imm = 0;
@@ -597,7 +638,73 @@ impl<'d> Loader<'d> {
             })?;
         }
         line_info.sort_by_key(|l: &LineInfo| l.insn);
-        Ok(Program { name: main.name.clone(), section: sec_name, prog_type, insns, relocs, subprogs, line_info })
+        Ok(Program {
+            name: main.name.clone(),
+            section: sec_name,
+            prog_type,
+            insns,
+            relocs,
+            subprogs,
+            line_info,
+            jump_tables,
+        })
+    }
+
+    /// The jump table `sym` as program `program` sees it when the function `f` that loads it
+    /// (at linked slot `insn`) is placed at slot `base`: each entry, a byte offset from the
+    /// start of `f`'s code section, becomes a slot of the linked program (libbpf's
+    /// `create_jt_map`, with its checks and messages).
+    fn jump_table(
+        &self,
+        sym: &Symbol,
+        f: &Func,
+        base: usize,
+        program: &str,
+        insn: usize,
+    ) -> Result<JumpTable, ObjectError> {
+        let err = |reason: String| ObjectError::JumpTable {
+            program: program.to_string(),
+            table: sym.name.clone(),
+            insn,
+            reason,
+        };
+        let data = sym.section.map_or(&[][..], |s| self.sections[s].data);
+        let (start, size) = (sym.value, sym.size);
+        if start % 8 != 0 {
+            return Err(err(format!("map '.jumptables': jumptable start {start} should be multiple of 8")));
+        }
+        if size % 8 != 0 {
+            return Err(err(format!("map '.jumptables': jumptable size {size} should be multiple of 8")));
+        }
+        if size == 0 {
+            return Err(err("map '.jumptables': the table has no entries (symbol size 0)".into()));
+        }
+        if data.is_empty() {
+            return Err(err("map '.jumptables': ELF file is missing jump table data".into()));
+        }
+        if start.checked_add(size).is_none_or(|end| end > data.len() as u64) {
+            return Err(err(format!(
+                "map '.jumptables': jumptables_data size is {}, trying to access {}",
+                data.len(),
+                start.saturating_add(size)
+            )));
+        }
+        let bytes = &data[start as usize..(start + size) as usize];
+        let mut entries = Vec::with_capacity(bytes.len() / 8);
+        for (k, e) in bytes.chunks_exact(8).enumerate() {
+            let value = u64::from_le_bytes(e.try_into().expect("8 bytes"));
+            let at = start + 8 * k as u64;
+            if value % 8 != 0 {
+                return Err(err(format!(
+                    "map '.jumptables': jump table value {value:#x} at offset {at} is not instruction-aligned"
+                )));
+            }
+            let slot = (value / 8) as i128 - f.start as i128 + base as i128;
+            let slot = u32::try_from(slot)
+                .map_err(|_| err(format!("map '.jumptables': invalid jump table value {value:#x} at offset {at}")))?;
+            entries.push(slot);
+        }
+        Ok(JumpTable { symbol: sym.name.clone(), sym_off: start as u32, insn, entries })
     }
 
     /// The (section, slot) a call or function reference lands on.

@@ -425,9 +425,6 @@ pub(crate) fn data_reloc(
             .map(RelocTarget::Map)
             .ok_or_else(|| err(format!("against map `{name}`, which is not defined")));
     }
-    if sname == ".jumptables" {
-        return Err(err("against a jump table: indirect jumps (gotox) are not supported yet".into()));
-    }
     if let Some(map) =
         maps.iter().position(|m| matches!(&m.origin, MapOrigin::Data { section, .. } if section == sname))
     {
