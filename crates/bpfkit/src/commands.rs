@@ -172,6 +172,34 @@ impl Runtime {
         Ok(fd)
     }
 
+    /// Loads a program written in assembly (`bpfkit_isa::asm`), with its jump tables: each
+    /// `.jumptable` becomes an instruction array (filled with the instructions it names and
+    /// frozen, as libbpf does for `.jumptables`) passed in `fd_array` in declaration order, which
+    /// is what the assembler's `rX = NAME ll` refers to. Returns the program and the tables' maps.
+    pub fn prog_load_asm(&self, name: &str, prog_type: ProgType, text: &str) -> Result<(ProgFd, Vec<MapFd>), Error> {
+        let a = bpfkit_isa::asm::assemble_with_tables(text)
+            .map_err(|e| Error::Program { program: name.to_string(), reason: format!("assembly: {e}") })?;
+        let mut fd_array = Vec::with_capacity(a.jump_tables.len());
+        for t in &a.jump_tables {
+            let entries = u32::try_from(t.entries.len()).unwrap_or(u32::MAX);
+            let mut spec = MapSpec::new(bpfkit_maps::MapType::InsnArray, 4, 16, entries);
+            spec.name = ".jumptables".into();
+            let fd = self.map_create(spec).map_err(|e| Error::Program {
+                program: name.to_string(),
+                reason: format!("jump table `{}`: {e}", t.name),
+            })?;
+            for (i, target) in t.entries.iter().enumerate() {
+                let mut value = [0u8; 16];
+                value[..4].copy_from_slice(&target.to_le_bytes());
+                self.map_update_elem(fd, &(i as u32).to_le_bytes(), &value, 0)?;
+            }
+            self.map_freeze(fd)?;
+            fd_array.push(fd);
+        }
+        let load = ProgLoad { name: name.to_string(), prog_type, insns: a.insns, fd_array: fd_array.clone() };
+        Ok((self.prog_load(load)?, fd_array))
+    }
+
     /// The program behind `fd`.
     pub fn prog_by_fd(&self, fd: ProgFd) -> Result<Arc<Prog>, Error> {
         self.registry().prog_by_id(fd.0).ok_or(Error::BadFd { what: "program", id: fd.0 })

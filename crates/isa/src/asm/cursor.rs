@@ -101,6 +101,11 @@ impl<'a> Cursor<'a> {
         Cursor { line, line_no, toks, i: 0, end }
     }
 
+    /// The 1-based line number.
+    pub fn line_no(&self) -> usize {
+        self.line_no
+    }
+
     pub fn peek(&self) -> Option<Token<'a>> {
         self.toks.get(self.i).copied()
     }

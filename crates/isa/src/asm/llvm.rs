@@ -196,6 +196,18 @@ fn eq(c: &mut Cursor<'_>, dst: RegTok) -> Result<Stmt, AsmError> {
             src: Operand::Reg(src.reg),
         }));
     }
+    if t.kind == Kind::Ident && c.peek_at(1).is_some_and(|n| n.is_ident("ll")) {
+        // `r1 = table ll`: the code-address array of a jump table (`.jumptable`).
+        c.bump();
+        c.bump();
+        c.check_width(&dst, true)?;
+        let insn = Insn::LdImm64 { dst: dst.reg, src: LdImmSrc::MapIdxValue, imm: 0, next_imm: 0 };
+        return Ok(Stmt {
+            insn,
+            target: None,
+            table: Some(super::cursor::LabelRef { name: t.text.to_string(), col: c.col(t.pos) }),
+        });
+    }
     if t.kind == Kind::Ident {
         c.bump();
         return match t.text {

@@ -5,6 +5,16 @@
 //! The syntax is detected per line, so a file may mix both. Blank lines are ignored, and
 //! `#`, `;` and `//` start a comment that runs to the end of the line.
 //!
+//! # Jump tables
+//!
+//! `.jumptable NAME LABEL, LABEL, ...` declares a jump table (kernel-spec §4): an instruction
+//! array whose entries are the instructions at those labels. `rX = NAME ll` loads the address
+//! of its first entry, as LLVM's `r1 = BPF.JT.0.0 ll` does; `gotox rX` then jumps through an
+//! entry read from it. The load is encoded as the kernel's `BPF_PSEUDO_MAP_IDX_VALUE`
+//! (`ld_pseudo rX, 0x6, N, 0`, N the table's position among the `.jumptable` directives), so
+//! the program loads like any other with the tables passed in `fd_array`:
+//! [`assemble_with_tables`] returns both.
+//!
 //! # Labels
 //!
 //! `name:` defines a label at the next instruction; an instruction may follow on the same
@@ -151,18 +161,20 @@ pub enum AsmErrorKind {
 struct Stmt {
     pub insn: Insn,
     pub target: Option<LabelRef>,
+    /// A `lddw` of a jump table, by name.
+    pub table: Option<LabelRef>,
 }
 
 impl Stmt {
     pub fn new(insn: Insn) -> Stmt {
-        Stmt { insn, target: None }
+        Stmt { insn, target: None, table: None }
     }
 
     /// A jump or call whose offset is `target`; `make` builds the instruction from an offset.
     pub fn jump(target: Target, make: impl FnOnce(i32) -> Insn) -> Stmt {
         match target {
             Target::Rel(off) => Stmt::new(make(off)),
-            Target::Label(l) => Stmt { insn: make(0), target: Some(l) },
+            Target::Label(l) => Stmt { insn: make(0), target: Some(l), table: None },
         }
     }
 }
@@ -232,13 +244,37 @@ fn call(c: &mut Cursor<'_>) -> Result<Stmt, AsmError> {
     }
 }
 
-/// `.text`, `.globl name` and `.global name` are accepted and ignored.
-fn directive(c: &mut Cursor<'_>) -> Result<(), AsmError> {
+/// A jump table declared with `.jumptable`.
+struct TableDef {
+    name: String,
+    line: usize,
+    labels: Vec<LabelRef>,
+}
+
+/// `.text`, `.globl name` and `.global name` are accepted and ignored; `.jumptable NAME
+/// LABEL, ...` declares a jump table.
+fn directive(c: &mut Cursor<'_>, tables: &mut Vec<TableDef>) -> Result<(), AsmError> {
     let Some(d) = c.bump() else { return Ok(()) };
     match d.text {
         ".text" => {}
         ".globl" | ".global" => {
             c.ident("symbol name")?;
+        }
+        ".jumptable" => {
+            let name = c.ident("jump table name")?;
+            if let Some(t) = tables.iter().find(|t| t.name == name.text) {
+                let kind = AsmErrorKind::DuplicateLabel { label: name.text.to_string(), first_line: t.line };
+                return Err(c.err(name.pos, kind));
+            }
+            let mut labels = Vec::new();
+            loop {
+                let l = c.ident("label")?;
+                labels.push(LabelRef { name: l.text.to_string(), col: c.col(l.pos) });
+                if !c.eat_punct(",") {
+                    break;
+                }
+            }
+            tables.push(TableDef { name: name.text.to_string(), line: c.line_no(), labels });
         }
         _ => {
             return Err(c.err(d.pos, AsmErrorKind::UnknownDirective { directive: d.text.to_string() }));
@@ -293,6 +329,7 @@ struct Item {
     col: usize,
     insn: Insn,
     target: Option<LabelRef>,
+    table: Option<LabelRef>,
 }
 
 #[derive(Clone, Copy)]
@@ -308,6 +345,7 @@ struct LabelDef {
 #[derive(Default)]
 struct Program {
     items: Vec<Item>,
+    tables: Vec<TableDef>,
     labels: HashMap<String, LabelDef>,
     implicit_exit: Option<usize>,
     pc: usize,
@@ -358,7 +396,7 @@ impl Program {
         }
         let Some(first) = c.peek() else { return Ok(()) };
         if first.kind == Kind::Ident && first.text.starts_with('.') {
-            return directive(&mut c);
+            return directive(&mut c, &mut self.tables);
         }
         let col = c.col(first.pos);
         let mut stmt = statement(&mut c)?;
@@ -370,31 +408,52 @@ impl Program {
             self.implicit_exit = Some(self.pc);
         }
         self.pc += stmt.insn.slots();
-        self.items.push(Item { line: line_no, col, insn: stmt.insn, target: stmt.target });
+        self.items.push(Item { line: line_no, col, insn: stmt.insn, target: stmt.target, table: stmt.table });
         Ok(())
     }
 
-    fn finish(self) -> Result<Vec<Insn>, AsmError> {
+    /// The instruction a label designates.
+    fn resolve(&self, l: &LabelRef, line: usize) -> Result<usize, AsmError> {
+        let err = |kind| AsmError { line, col: l.col, kind };
+        match self.labels.get(&l.name) {
+            Some(d) if d.ambiguous => Err(err(AsmErrorKind::AmbiguousLabel { label: l.name.clone() })),
+            Some(d) => Ok(d.pc),
+            None => match self.implicit_exit {
+                Some(pc) if l.name == "exit" => Ok(pc),
+                _ => Err(err(AsmErrorKind::UndefinedLabel { label: l.name.clone() })),
+            },
+        }
+    }
+
+    fn finish(self) -> Result<(Vec<Insn>, Vec<JumpTable>), AsmError> {
+        let mut tables = Vec::with_capacity(self.tables.len());
+        for t in &self.tables {
+            let entries = t
+                .labels
+                .iter()
+                .map(|l| self.resolve(l, t.line).map(|pc| pc as u32))
+                .collect::<Result<Vec<u32>, AsmError>>()?;
+            tables.push(JumpTable { name: t.name.clone(), entries });
+        }
         let mut out = Vec::with_capacity(self.items.len());
         let mut pc = 0usize;
-        for item in self.items {
+        for item in &self.items {
             let mut insn = item.insn;
-            if let Some(l) = item.target {
-                let err = |kind| AsmError { line: item.line, col: l.col, kind };
-                let to = match self.labels.get(&l.name) {
-                    Some(d) if d.ambiguous => {
-                        return Err(err(AsmErrorKind::AmbiguousLabel { label: l.name }));
-                    }
-                    Some(d) => d.pc,
-                    None => match self.implicit_exit {
-                        Some(pc) if l.name == "exit" => pc,
-                        _ => return Err(err(AsmErrorKind::UndefinedLabel { label: l.name })),
-                    },
+            if let (Some(l), Insn::LdImm64 { imm, .. }) = (&item.table, &mut insn) {
+                let Some(i) = self.tables.iter().position(|t| t.name == l.name) else {
+                    let kind =
+                        AsmErrorKind::UndefinedLabel { label: format!("{} (no .jumptable of that name)", l.name) };
+                    return Err(AsmError { line: item.line, col: l.col, kind });
                 };
+                *imm = i as i32;
+            }
+            if let Some(l) = &item.target {
+                let err = |kind| AsmError { line: item.line, col: l.col, kind };
+                let to = self.resolve(l, item.line)?;
                 // Both are slot counts of a program held in memory: they fit in i64.
                 let distance = to as i64 - pc as i64 - 1;
                 if let Err(bits) = set_offset(&mut insn, distance) {
-                    return Err(err(AsmErrorKind::JumpOutOfRange { label: l.name, distance, bits }));
+                    return Err(err(AsmErrorKind::JumpOutOfRange { label: l.name.clone(), distance, bits }));
                 }
             }
             // Whatever the parsers build must be something the decoder accepts.
@@ -410,8 +469,33 @@ impl Program {
             pc += insn.slots();
             out.push(insn);
         }
-        Ok(out)
+        Ok((out, tables))
     }
+}
+
+/// A jump table declared with `.jumptable`: its entries, as instruction (slot) indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JumpTable {
+    pub name: String,
+    pub entries: Vec<u32>,
+}
+
+/// An assembled program with its jump tables; `rX = NAME ll` of table `i` is
+/// `ld_pseudo rX, 0x6, i, 0` (`BPF_PSEUDO_MAP_IDX_VALUE`: entry `i` of `fd_array`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assembled {
+    pub insns: Vec<RawInsn>,
+    pub jump_tables: Vec<JumpTable>,
+}
+
+/// Assembles a program that may declare jump tables (see the module documentation).
+pub fn assemble_with_tables(text: &str) -> Result<Assembled, AsmError> {
+    let mut prog = Program::default();
+    for (i, line) in text.lines().enumerate() {
+        prog.line(line, i + 1)?;
+    }
+    let (insns, jump_tables) = prog.finish()?;
+    Ok(Assembled { insns: crate::insn::encode_program(&insns), jump_tables })
 }
 
 /// Parses a program in LLVM or uBPF syntax (see the module documentation) into instructions.
@@ -420,7 +504,7 @@ pub fn parse(text: &str) -> Result<Vec<Insn>, AsmError> {
     for (i, line) in text.lines().enumerate() {
         prog.line(line, i + 1)?;
     }
-    prog.finish()
+    Ok(prog.finish()?.0)
 }
 
 /// Assembles a program in LLVM or uBPF syntax (see the module documentation) into slots.
