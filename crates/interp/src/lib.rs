@@ -7,6 +7,8 @@
 //!
 //! Flow: [`Program::load`] decodes, checks and pre-decodes the instructions once; a [`Vm`]
 //! (one per thread) runs a shared `Arc<Program>` as often as needed without allocating.
+//! [`Program::load_xlated`] loads a rewritten (xlated) program, which may use the hidden
+//! register AX (r11) that user programs cannot name.
 #![deny(unsafe_code)]
 
 mod helpers;

@@ -93,6 +93,9 @@ pub struct NativeState {
     pub may_goto_budget: u64,
     /// `callx`'s register value.
     pub callx_value: u64,
+    /// Where code that uses the hidden register AX (kept in a caller-saved machine register)
+    /// saves it across a call into Rust.
+    pub ax_save: u64,
     /// The Rust side of the run (`*mut NativeRun`).
     run: usize,
 }
@@ -112,6 +115,7 @@ impl NativeState {
         stack_limit: 72,
         may_goto_budget: 80,
         callx_value: 88,
+        ax_save: 96,
     };
 }
 
@@ -130,6 +134,7 @@ pub struct NativeOffsets {
     pub stack_limit: i32,
     pub may_goto_budget: i32,
     pub callx_value: i32,
+    pub ax_save: i32,
 }
 
 /// Machine code for a program, with its entry points; owns (keeps alive) the memory it is in.
@@ -221,6 +226,7 @@ impl NativeState {
             stack_limit,
             may_goto_budget: crate::vm::MAY_GOTO_BUDGET,
             callx_value: 0,
+            ax_save: 0,
             run: 0,
         }
     }
@@ -398,5 +404,6 @@ mod tests {
         assert_eq!(o.stack_limit as usize, offset_of!(NativeState, stack_limit));
         assert_eq!(o.may_goto_budget as usize, offset_of!(NativeState, may_goto_budget));
         assert_eq!(o.callx_value as usize, offset_of!(NativeState, callx_value));
+        assert_eq!(o.ax_save as usize, offset_of!(NativeState, ax_save));
     }
 }

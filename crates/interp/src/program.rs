@@ -6,8 +6,8 @@
 use crate::helpers::{Helper, Helpers};
 use crate::native::NativeCode;
 use bpfkit_isa::{
-    AluOp, AtomicOp, CallTarget, Cond, DecodeError, Endian, Insn, LdImmSrc, Operand, RawInsn, Size, Width,
-    decode_program,
+    AluOp, AtomicOp, CallTarget, Cond, DecodeError, Endian, Insn, LdImmSrc, Located, Operand, RawInsn, Size, Width,
+    decode_program, decode_program_xlated,
 };
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -248,6 +248,8 @@ pub struct Program {
     /// Slot indices where an instruction starts (false for lddw tails).
     pub(crate) insn_start: Vec<bool>,
     slots: Vec<RawInsn>,
+    /// Loaded with [`Program::load_xlated`]: the slots may use the hidden register AX.
+    xlated: bool,
     native: OnceLock<NativeCode>,
 }
 
@@ -268,7 +270,28 @@ impl Program {
         if slots.is_empty() {
             return Err(LoadError::Empty);
         }
-        let decoded = decode_program(slots)?;
+        Self::load_decoded(slots, decode_program(slots)?, helpers, false)
+    }
+
+    /// Like [`Program::load`], for a rewritten (xlated) program, e.g. the output of
+    /// `bpfkit_fixup::fixup`: the hidden register AX (`Reg::AX`, r11) may appear wherever a
+    /// register may. It is an ordinary register of the run (64 bits, 0 at the start of a
+    /// run, shared by all frames like the kernel's, not saved by calls); everything else is
+    /// checked as by [`Program::load`]. User-supplied programs go through [`Program::load`],
+    /// which refuses r11.
+    pub fn load_xlated(slots: &[RawInsn], helpers: &Helpers) -> Result<Program, LoadError> {
+        if slots.is_empty() {
+            return Err(LoadError::Empty);
+        }
+        Self::load_decoded(slots, decode_program_xlated(slots)?, helpers, true)
+    }
+
+    fn load_decoded(
+        slots: &[RawInsn],
+        decoded: Vec<Located>,
+        helpers: &Helpers,
+        xlated: bool,
+    ) -> Result<Program, LoadError> {
         let len = slots.len();
         let mut insn_start = vec![false; len];
         for l in &decoded {
@@ -454,6 +477,7 @@ impl Program {
             helper_ids,
             insn_start,
             slots: slots.to_vec(),
+            xlated,
             native: OnceLock::new(),
         })
     }
@@ -461,6 +485,17 @@ impl Program {
     /// The instruction slots the program was loaded from.
     pub fn slots(&self) -> &[RawInsn] {
         &self.slots
+    }
+
+    /// Whether the program was loaded with [`Program::load_xlated`] (its slots may use AX).
+    pub fn is_xlated(&self) -> bool {
+        self.xlated
+    }
+
+    /// The program's instructions, decoded as it was loaded (strictly, or as an xlated
+    /// program that may use AX).
+    pub fn decode(&self) -> Result<Vec<Located>, DecodeError> {
+        if self.xlated { decode_program_xlated(&self.slots) } else { decode_program(&self.slots) }
     }
 
     /// Number of instruction slots.

@@ -292,7 +292,9 @@ impl Vm {
         enter_frame(0);
         set_stack(mem, &mut hot, 0);
 
-        // 256 entries so that a `u8` register index needs no bounds check.
+        // 256 entries so that a `u8` register index needs no bounds check. Index 11 is the
+        // hidden register AX of xlated programs (`Program::load_xlated`): 0 at the start of a
+        // run, never saved or cleared by calls, tail calls or callbacks.
         let mut reg = [0u64; 256];
         reg[1..6].copy_from_slice(&args);
         reg[10] = stack_top;

@@ -12,10 +12,15 @@
 //! | static branches (D1) | `goto +0x1` | `goto_or_nop +0x1`, `nop_or_gotol +0x1`, ... |
 //!
 //! Jump offsets are printed as LLVM does (`+0x1`), without its `<section+addr>` annotation.
+//!
+//! The hidden register AX of rewritten (xlated) programs ([`Reg::AX`], number 11), which
+//! llvm-objdump has no name for, is printed `r11` (`w11` in 32-bit context), as bpftool
+//! prints the kernel's xlated dumps; [`disassemble_xlated`] and [`listing_xlated`] accept it.
+//! The assembler does not read it back (user programs cannot name it).
 
 use crate::insn::*;
 use crate::raw::RawInsn;
-use crate::{DecodeError, decode_program};
+use crate::{DecodeError, Located, decode_program, decode_program_xlated};
 use std::fmt::{self, Write as _};
 
 /// A signed immediate in LLVM's style: `0x5`, `-0x5`.
@@ -249,18 +254,37 @@ impl fmt::Display for Insn {
 
 /// Disassembles a program to one instruction per line, with no addresses.
 pub fn disassemble(slots: &[RawInsn]) -> Result<String, DecodeError> {
+    Ok(text(&decode_program(slots)?))
+}
+
+/// [`disassemble`] for a rewritten (xlated) program, which may use AX (`r11`).
+pub fn disassemble_xlated(slots: &[RawInsn]) -> Result<String, DecodeError> {
+    Ok(text(&decode_program_xlated(slots)?))
+}
+
+fn text(insns: &[Located]) -> String {
     let mut out = String::new();
-    for l in decode_program(slots)? {
+    for l in insns {
         writeln!(out, "{}", l.insn).expect("writing to a String");
     }
-    Ok(out)
+    out
 }
 
 /// Disassembles a program in llvm-objdump's layout: `pc:`, the bytes of the instruction, then
 /// its text, one line per instruction. The assembler reads this layout back.
 pub fn listing(slots: &[RawInsn]) -> Result<String, DecodeError> {
+    Ok(layout(slots, &decode_program(slots)?))
+}
+
+/// [`listing`] for a rewritten (xlated) program, which may use AX (`r11`); the assembler
+/// does not read AX back.
+pub fn listing_xlated(slots: &[RawInsn]) -> Result<String, DecodeError> {
+    Ok(layout(slots, &decode_program_xlated(slots)?))
+}
+
+fn layout(slots: &[RawInsn], insns: &[Located]) -> String {
     let mut out = String::new();
-    for l in decode_program(slots)? {
+    for l in insns {
         write!(out, "{:>8}:\t", l.pc).expect("writing to a String");
         for (i, s) in slots[l.pc..l.pc + l.insn.slots()].iter().enumerate() {
             for (j, b) in s.to_bytes().iter().enumerate() {
@@ -270,5 +294,5 @@ pub fn listing(slots: &[RawInsn]) -> Result<String, DecodeError> {
         }
         writeln!(out, "\t{}", l.insn).expect("writing to a String");
     }
-    Ok(out)
+    out
 }

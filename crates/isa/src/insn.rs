@@ -10,7 +10,8 @@ use crate::raw::RawInsn;
 use crate::{DecodeError, Field};
 use std::fmt;
 
-/// A register number, `r0`..`r10`.
+/// A register number, `r0`..`r10`, or the hidden register [`Reg::AX`] (11) of rewritten
+/// programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Reg(u8);
 
@@ -28,10 +29,19 @@ impl Reg {
     pub const R9: Reg = Reg(9);
     /// Read-only frame pointer.
     pub const R10: Reg = Reg(10);
-    /// Number of registers.
+    /// The hidden auxiliary register `BPF_REG_AX` (number 11). User programs cannot name it
+    /// (the strict decoder and [`Reg::new`] refuse 11); rewrites such as constant blinding
+    /// use it as a scratch register in the xlated program, which
+    /// [`decode_program_xlated`] reads. Printed `r11` (`w11` in 32-bit context), as bpftool
+    /// prints the kernel's xlated dumps. It is not preserved by the rewrites across calls
+    /// (none keeps a value in it across one), and starts a run as 0.
+    pub const AX: Reg = Reg(11);
+    /// Number of registers a user program may name (`r0`..`r10`).
     pub const COUNT: usize = 11;
+    /// Number of registers of a rewritten program, [`Reg::AX`] included.
+    pub const COUNT_XLATED: usize = 12;
 
-    /// `Some` for 0..=10.
+    /// `Some` for 0..=10 (never [`Reg::AX`]: use the constant).
     pub const fn new(n: u8) -> Option<Reg> {
         if n <= 10 { Some(Reg(n)) } else { None }
     }
@@ -281,8 +291,13 @@ pub struct Located {
     pub insn: Insn,
 }
 
-fn reg(pc: usize, field: Field, n: u8) -> Result<Reg, DecodeError> {
-    Reg::new(n).ok_or(DecodeError::BadRegister { pc, field, reg: n })
+/// `ax`: whether the hidden register AX (11) is allowed (xlated programs only).
+fn reg(pc: usize, field: Field, n: u8, ax: bool) -> Result<Reg, DecodeError> {
+    match Reg::new(n) {
+        Some(r) => Ok(r),
+        None if ax && n == Reg::AX.0 => Ok(Reg::AX),
+        None => Err(DecodeError::BadRegister { pc, field, reg: n }),
+    }
 }
 
 fn zero(pc: usize, code: u8, field: Field, value: i64) -> Result<(), DecodeError> {
@@ -302,14 +317,25 @@ impl Insn {
         }
     }
 
-    /// Decodes the instruction starting at `slots[pc]`.
+    /// Decodes the instruction starting at `slots[pc]`. Strict: the hidden register AX (r11)
+    /// is refused like any other invalid register number ([`DecodeError::BadRegister`]).
     pub fn decode(slots: &[RawInsn], pc: usize) -> Result<Insn, DecodeError> {
+        Self::decode_with(slots, pc, false)
+    }
+
+    /// Like [`Insn::decode`], for a rewritten (xlated) program: the hidden register
+    /// [`Reg::AX`] (r11) is accepted wherever a register is. Nothing else is relaxed.
+    pub fn decode_xlated(slots: &[RawInsn], pc: usize) -> Result<Insn, DecodeError> {
+        Self::decode_with(slots, pc, true)
+    }
+
+    fn decode_with(slots: &[RawInsn], pc: usize, ax: bool) -> Result<Insn, DecodeError> {
         let raw = *slots.get(pc).ok_or(DecodeError::OutOfRange { pc, len: slots.len() })?;
         let code = raw.code;
         let (dst, src, off, imm) = (raw.dst(), raw.src(), raw.off, raw.imm);
         match class(code) {
-            BPF_ALU | BPF_ALU64 => decode_alu(pc, raw),
-            BPF_JMP | BPF_JMP32 => decode_jmp(pc, raw),
+            BPF_ALU | BPF_ALU64 => decode_alu(pc, raw, ax),
+            BPF_JMP | BPF_JMP32 => decode_jmp(pc, raw, ax),
             BPF_LD => {
                 if code == LDDW {
                     let next = *slots.get(pc + 1).ok_or(DecodeError::TruncatedLddw { pc })?;
@@ -332,7 +358,12 @@ impl Insn {
                             value: next.imm.into(),
                         });
                     }
-                    return Ok(Insn::LdImm64 { dst: reg(pc, Field::Dst, dst)?, src: kind, imm, next_imm: next.imm });
+                    return Ok(Insn::LdImm64 {
+                        dst: reg(pc, Field::Dst, dst, ax)?,
+                        src: kind,
+                        imm,
+                        next_imm: next.imm,
+                    });
                 }
                 let size = Size::from_code(code);
                 let mode = code & 0xe0;
@@ -345,7 +376,7 @@ impl Insn {
                     zero(pc, code, Field::Src, src.into())?;
                     Ok(Insn::LdAbs { size, imm })
                 } else {
-                    Ok(Insn::LdInd { size, src: reg(pc, Field::Src, src)?, imm })
+                    Ok(Insn::LdInd { size, src: reg(pc, Field::Src, src, ax)?, imm })
                 }
             }
             BPF_LDX => {
@@ -357,7 +388,13 @@ impl Insn {
                     _ => return Err(DecodeError::UnknownOpcode { pc, code }),
                 };
                 zero(pc, code, Field::Imm, imm.into())?;
-                Ok(Insn::Load { size, signed, dst: reg(pc, Field::Dst, dst)?, src: reg(pc, Field::Src, src)?, off })
+                Ok(Insn::Load {
+                    size,
+                    signed,
+                    dst: reg(pc, Field::Dst, dst, ax)?,
+                    src: reg(pc, Field::Src, src, ax)?,
+                    off,
+                })
             }
             BPF_ST => {
                 if code & 0xe0 != BPF_MEM {
@@ -366,7 +403,7 @@ impl Insn {
                 zero(pc, code, Field::Src, src.into())?;
                 Ok(Insn::Store {
                     size: Size::from_code(code),
-                    dst: reg(pc, Field::Dst, dst)?,
+                    dst: reg(pc, Field::Dst, dst, ax)?,
                     off,
                     src: Operand::Imm(imm),
                 })
@@ -374,8 +411,8 @@ impl Insn {
             _ => {
                 // BPF_STX
                 let size = Size::from_code(code);
-                let dst = reg(pc, Field::Dst, dst)?;
-                let src = reg(pc, Field::Src, src)?;
+                let dst = reg(pc, Field::Dst, dst, ax)?;
+                let src = reg(pc, Field::Src, src, ax)?;
                 match code & 0xe0 {
                     BPF_MEM => {
                         zero(pc, code, Field::Imm, imm.into())?;
@@ -573,12 +610,12 @@ const fn cond_code(cond: Cond) -> u8 {
     }
 }
 
-fn decode_alu(pc: usize, raw: RawInsn) -> Result<Insn, DecodeError> {
+fn decode_alu(pc: usize, raw: RawInsn, ax: bool) -> Result<Insn, DecodeError> {
     let code = raw.code;
     let width = if class(code) == BPF_ALU64 { Width::W64 } else { Width::W32 };
     let is_x = code & BPF_X != 0;
     let (dst_n, src_n, off, imm) = (raw.dst(), raw.src(), raw.off, raw.imm);
-    let dst = reg(pc, Field::Dst, dst_n)?;
+    let dst = reg(pc, Field::Dst, dst_n, ax)?;
     let op = code & 0xf0;
     match op {
         BPF_NEG => {
@@ -641,7 +678,7 @@ fn decode_alu(pc: usize, raw: RawInsn) -> Result<Insn, DecodeError> {
     };
     let src = if is_x {
         zero(pc, code, Field::Imm, imm.into())?;
-        Operand::Reg(reg(pc, Field::Src, src_n)?)
+        Operand::Reg(reg(pc, Field::Src, src_n, ax)?)
     } else {
         zero(pc, code, Field::Src, src_n.into())?;
         Operand::Imm(imm)
@@ -649,7 +686,7 @@ fn decode_alu(pc: usize, raw: RawInsn) -> Result<Insn, DecodeError> {
     Ok(Insn::Alu { width, op: alu_op, dst, src })
 }
 
-fn decode_jmp(pc: usize, raw: RawInsn) -> Result<Insn, DecodeError> {
+fn decode_jmp(pc: usize, raw: RawInsn, ax: bool) -> Result<Insn, DecodeError> {
     let code = raw.code;
     let jmp32 = class(code) == BPF_JMP32;
     let is_x = code & BPF_X != 0;
@@ -665,7 +702,7 @@ fn decode_jmp(pc: usize, raw: RawInsn) -> Result<Insn, DecodeError> {
                 zero(pc, code, Field::Src, src_n.into())?;
                 zero(pc, code, Field::Off, off.into())?;
                 zero(pc, code, Field::Imm, imm.into())?;
-                return Ok(Insn::GotoX { reg: reg(pc, Field::Dst, dst_n)? });
+                return Ok(Insn::GotoX { reg: reg(pc, Field::Dst, dst_n, ax)? });
             }
             zero(pc, code, Field::Dst, dst_n.into())?;
             let (used, unused, unused_field) =
@@ -696,7 +733,7 @@ fn decode_jmp(pc: usize, raw: RawInsn) -> Result<Insn, DecodeError> {
                 zero(pc, code, Field::Src, src_n.into())?;
                 zero(pc, code, Field::Off, off.into())?;
                 zero(pc, code, Field::Imm, imm.into())?;
-                return Ok(Insn::CallX { reg: reg(pc, Field::Dst, dst_n)? });
+                return Ok(Insn::CallX { reg: reg(pc, Field::Dst, dst_n, ax)? });
             }
             zero(pc, code, Field::Dst, dst_n.into())?;
             let target = match src_n {
@@ -746,10 +783,10 @@ fn decode_jmp(pc: usize, raw: RawInsn) -> Result<Insn, DecodeError> {
         BPF_JSLE => Cond::Sle,
         _ => return Err(DecodeError::UnknownOpcode { pc, code }),
     };
-    let dst = reg(pc, Field::Dst, dst_n)?;
+    let dst = reg(pc, Field::Dst, dst_n, ax)?;
     let src = if is_x {
         zero(pc, code, Field::Imm, imm.into())?;
-        Operand::Reg(reg(pc, Field::Src, src_n)?)
+        Operand::Reg(reg(pc, Field::Src, src_n, ax)?)
     } else {
         zero(pc, code, Field::Src, src_n.into())?;
         Operand::Imm(imm)
@@ -757,12 +794,24 @@ fn decode_jmp(pc: usize, raw: RawInsn) -> Result<Insn, DecodeError> {
     Ok(Insn::JmpCond { width: if jmp32 { Width::W32 } else { Width::W64 }, cond, dst, src, off })
 }
 
-/// Decodes a whole program; the second slot of every `lddw` is skipped.
+/// Decodes a whole program; the second slot of every `lddw` is skipped. Strict: a program
+/// that names r11 (the hidden register AX) is refused ([`DecodeError::BadRegister`]).
 pub fn decode_program(slots: &[RawInsn]) -> Result<Vec<Located>, DecodeError> {
+    decode_program_with(slots, false)
+}
+
+/// Decodes a rewritten (xlated) program, in which the hidden register [`Reg::AX`] may
+/// appear (constant blinding and other rewrites use it); otherwise as strict as
+/// [`decode_program`]. Programs from users go through [`decode_program`].
+pub fn decode_program_xlated(slots: &[RawInsn]) -> Result<Vec<Located>, DecodeError> {
+    decode_program_with(slots, true)
+}
+
+fn decode_program_with(slots: &[RawInsn], ax: bool) -> Result<Vec<Located>, DecodeError> {
     let mut out = Vec::with_capacity(slots.len());
     let mut pc = 0;
     while pc < slots.len() {
-        let insn = Insn::decode(slots, pc)?;
+        let insn = Insn::decode_with(slots, pc, ax)?;
         out.push(Located { pc, insn });
         pc += insn.slots();
     }
@@ -776,4 +825,52 @@ pub fn encode_program<'a>(insns: impl IntoIterator<Item = &'a Insn>) -> Vec<RawI
         insn.encode_into(&mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AX (r11) is refused by the strict decoder with the same error as before, accepted by the
+    /// xlated one in every register field, and encodes back to the same bytes; r12..r15 stay
+    /// invalid everywhere.
+    #[test]
+    fn ax_only_in_xlated_programs() {
+        let cases = [
+            (RawInsn::new(BPF_ALU64 | BPF_MOV | BPF_K, 11, 0, 0, 7), Field::Dst),
+            (RawInsn::new(BPF_ALU | BPF_ADD | BPF_X, 1, 11, 0, 0), Field::Src),
+            (RawInsn::new(BPF_JMP | BPF_JGT | BPF_X, 2, 11, 3, 0), Field::Src),
+            (RawInsn::new(BPF_STX | BPF_MEM | BPF_DW, 10, 11, -8, 0), Field::Src),
+            (RawInsn::new(BPF_LDX | BPF_MEM | BPF_W, 11, 11, 4, 0), Field::Dst),
+        ];
+        for (raw, field) in cases {
+            assert_eq!(Insn::decode(&[raw], 0), Err(DecodeError::BadRegister { pc: 0, field, reg: 11 }), "{raw:?}");
+            assert_eq!(decode_program(&[raw]), Err(DecodeError::BadRegister { pc: 0, field, reg: 11 }));
+            let insn = Insn::decode_xlated(&[raw], 0).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+            assert_eq!(insn.encode(), vec![raw]);
+            assert_eq!(decode_program_xlated(&[raw]).map(|v| v[0].insn), Ok(insn));
+        }
+        assert_eq!(
+            Insn::decode_xlated(&[RawInsn::new(BPF_ALU64 | BPF_MOV | BPF_K, 12, 0, 0, 7)], 0),
+            Err(DecodeError::BadRegister { pc: 0, field: Field::Dst, reg: 12 })
+        );
+        assert_eq!(Reg::new(11), None);
+        assert_eq!(Reg::AX.index(), 11);
+    }
+
+    #[test]
+    fn ax_is_printed_r11() {
+        let slots = encode_program(&[
+            Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::AX, src: Operand::Imm(5) },
+            Insn::Alu { width: Width::W32, op: AluOp::Xor, dst: Reg::AX, src: Operand::Imm(3) },
+            Insn::Store { size: Size::W, dst: Reg::R10, off: -8, src: Operand::Reg(Reg::AX) },
+            Insn::Exit,
+        ]);
+        assert!(crate::disassemble(&slots).is_err());
+        assert_eq!(
+            crate::disassemble_xlated(&slots).unwrap(),
+            "r11 = 0x5\nw11 ^= 0x3\n*(u32 *)(r10 - 0x8) = w11\nexit\n"
+        );
+        assert!(crate::listing_xlated(&slots).unwrap().contains("\tr11 = 0x5\n"));
+    }
 }

@@ -13,10 +13,10 @@ pub mod opcode;
 mod raw;
 
 pub use asm::{AsmError, AsmErrorKind, assemble, parse};
-pub use disasm::{disassemble, listing};
+pub use disasm::{disassemble, disassemble_xlated, listing, listing_xlated};
 pub use insn::{
     AluOp, AtomicOp, CallTarget, Cond, Endian, Insn, LdImmSrc, Located, Operand, Reg, Size, Width, decode_program,
-    encode_program,
+    decode_program_xlated, encode_program,
 };
 pub use raw::{RawInsn, slots_from_bytes, slots_to_bytes};
 

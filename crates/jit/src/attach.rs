@@ -50,7 +50,8 @@ pub fn jit(program: &Arc<Program>, opts: &JitOptions, trust: Trust) -> Result<Ar
     // table, which lives as long as the program, which owns the code); memory safety of what
     // the program does rests on `trust` (the caller vouches for the program).
     let native = unsafe { NativeCode::new(entry, body, Box::new(Arc::clone(&code))) };
-    let addresses = bpfkit_isa::decode_program(program.slots())
+    let addresses = program
+        .decode()
         .map_err(|e| CompileError::Malformed { pc: 0, reason: e.to_string() })?
         .iter()
         .map(|l| ((base + code.compiled.insn_offsets[l.pc] as usize) as u64, l.pc as u32))

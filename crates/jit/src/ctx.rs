@@ -52,7 +52,7 @@ fn join(a: V, b: V) -> V {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct State {
-    regs: [V; 11],
+    regs: [V; 12],
     /// Stack slots (r10 offset) holding a context value.
     slots: BTreeMap<i16, V>,
 }
@@ -60,7 +60,7 @@ struct State {
 impl State {
     fn join_from(&mut self, o: &State) -> bool {
         let before = self.clone();
-        for i in 0..11 {
+        for i in 0..12 {
             self.regs[i] = join(self.regs[i], o.regs[i]);
         }
         let keys: Vec<i16> = self.slots.keys().chain(o.slots.keys()).copied().collect();
@@ -109,7 +109,7 @@ pub(crate) fn analyze(
     let mut work: Vec<usize> = Vec::new();
     let entry = State {
         regs: {
-            let mut r = [V::Bot; 11];
+            let mut r = [V::Bot; 12];
             r[1] = V::Ctx(0);
             r
         },
@@ -245,7 +245,7 @@ pub(crate) fn analyze(
             Insn::MayGoto { off } => succ.extend(target(i64::from(off))),
             Insn::Call(CallTarget::Local(rel)) => {
                 if let Some(t) = target(i64::from(rel)) {
-                    let mut callee = State { regs: [V::Bot; 11], slots: BTreeMap::new() };
+                    let mut callee = State { regs: [V::Bot; 12], slots: BTreeMap::new() };
                     callee.regs[1..6].copy_from_slice(&s.regs[1..6]);
                     callee.regs[10] = V::Other;
                     push(&mut states, &mut work, t, &callee);
@@ -261,7 +261,7 @@ pub(crate) fn analyze(
                     loop_ctx = join(loop_ctx, s.regs[3]);
                     if before != loop_ctx || before == V::Bot {
                         for &cb in &callbacks {
-                            let mut callee = State { regs: [V::Bot; 11], slots: BTreeMap::new() };
+                            let mut callee = State { regs: [V::Bot; 12], slots: BTreeMap::new() };
                             callee.regs[1] = V::Other;
                             callee.regs[2] = loop_ctx;
                             callee.regs[10] = V::Other;

@@ -7,6 +7,25 @@
 //! helper calls need no shuffling), `r6`..`r9` rbx, r13, r14, r15 (callee-saved, as BPF's
 //! are), `r10` rbp. r12 holds the run's [`NativeState`]; r9, r10 and r11 are scratch.
 //!
+//! # The hidden register AX
+//!
+//! Rewritten (xlated) programs may use `BPF_REG_AX` ([`Reg::AX`], constant blinding's
+//! scratch register). As in the kernel's x86 JIT it lives in r11, which is then no longer
+//! scratch: a program that names AX is compiled in *AX mode*, where
+//!
+//! * r11 is zeroed at entry (the interpreter starts AX at 0);
+//! * no lowering uses r11 as a temporary: the fixed temporaries are r9 and r10, and the two
+//!   lowerings that need a third (division/modulo, which also frees rax and rdx, and the
+//!   fetching `or`/`and`/`xor` atomics, a cmpxchg loop) borrow a BPF register that is
+//!   neither operand (pushed before, popped after, within the instruction);
+//! * every call into Rust (helpers, `callx`, tail calls, `LD_ABS`/`LD_IND`), which may
+//!   clobber r11 under SysV, saves AX to [`NativeState::ax_save`] before and reloads it
+//!   after, so AX survives calls exactly as in the interpreter (BPF-to-BPF calls and
+//!   `bpf_loop` callbacks share it, as the interpreter's register file does).
+//!
+//! Programs that do not name AX compile as before, with r11 as a scratch register. The
+//! context analysis (`ctx.rs`) tracks AX like the other registers.
+//!
 //! The BPF stack is the `Vm`'s own (8 frames of 512 bytes), not the machine stack: `rbp` moves
 //! down 512 bytes per BPF-to-BPF call, checked against the frame limit. The machine stack holds
 //! only return addresses, the callee-saved registers a function writes, its `may_goto` budget
@@ -29,8 +48,8 @@ use bpfkit_interp::{HelperClass, Program};
 use bpfkit_isa::{AluOp, AtomicOp, CallTarget, Cond, Endian, Insn, LdImmSrc, Located, Operand, Reg, Size, Width};
 use std::collections::HashMap;
 
-/// BPF register → machine register.
-const MAP: [u8; 11] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP];
+/// BPF register → machine register; index 11 is AX (see the module doc).
+const MAP: [u8; Reg::COUNT_XLATED] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP, R11];
 const STACK_FRAME: i32 = 512;
 const MAX_LOOPS: i32 = 8 * 1024 * 1024;
 
@@ -97,6 +116,8 @@ struct Pass<'a> {
     depth_stubs: Vec<(usize, usize)>,
     abort: usize,
     epilogue: usize,
+    /// AX mode: the program names AX, which lives in r11 (see the module doc).
+    ax: bool,
 }
 
 impl Pass<'_> {
@@ -120,12 +141,25 @@ impl Pass<'_> {
         let abort = self.abort;
         self.jcc_to(cc::NE, Tgt::Label(abort), false, None);
     }
+    /// In AX mode, before a call into Rust: AX (r11) to `NativeState::ax_save`.
+    fn save_ax(&mut self) {
+        if self.ax {
+            self.a.store(8, R12, NativeState::OFFSETS.ax_save, R11);
+        }
+    }
+    /// In AX mode, after a call into Rust: AX back from `NativeState::ax_save`.
+    fn restore_ax(&mut self) {
+        if self.ax {
+            self.a.load(8, R11, R12, NativeState::OFFSETS.ax_save);
+        }
+    }
+    /// Stores the callee and the pc (+ helper id) into the state, through r10 (never AX).
     fn set_call_info(&mut self, ptr: u64, pc: usize, id: i32) {
         let o = NativeState::OFFSETS;
-        self.a.mov_imm64(R11, ptr);
-        self.a.store(8, R12, o.helper, R11);
-        self.a.mov_imm64(R11, pc as u64 | (u64::from(id as u32) << 32));
-        self.a.store(8, R12, o.pc, R11);
+        self.a.mov_imm64(R10, ptr);
+        self.a.store(8, R12, o.helper, R10);
+        self.a.mov_imm64(R10, pc as u64 | (u64::from(id as u32) << 32));
+        self.a.store(8, R12, o.pc, R10);
     }
     fn epilogue_no_ret(&mut self, f: &Func) {
         if f.extra() > 0 {
@@ -156,13 +190,15 @@ fn jump_target(pc: usize, off: i64, len: usize) -> Result<usize, CompileError> {
 /// Compiles `program` (already checked by [`Program::load`]).
 pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, CompileError> {
     let slots = program.slots();
-    let insns =
-        bpfkit_isa::decode_program(slots).map_err(|e| CompileError::Malformed { pc: 0, reason: e.to_string() })?;
+    // Strict, or admitting AX for a program loaded with `Program::load_xlated`.
+    let insns = program.decode().map_err(|e| CompileError::Malformed { pc: 0, reason: e.to_string() })?;
     let len = slots.len();
+    let ax_at = insns.iter().find(|l| names_ax(&l.insn)).map(|l| l.pc);
     let ctx_map = match &opts.ctx {
         Some(layout) => ctx::analyze(program, &insns, layout)?,
         None => HashMap::new(),
     };
+    let ax = ax_at.is_some();
     let funcs = functions(&insns, len)?;
     // Targets of backward jumps start loops: they are aligned to 32 bytes, so that a short
     // loop body does not straddle a fetch block.
@@ -208,7 +244,7 @@ pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, Compile
     let mut short = vec![false; len];
     let mut forced_long = vec![false; len];
     for _round in 0..64 {
-        let pass = emit(program, &insns, len, &funcs, &ctx_map, &short, &loop_heads, &inline)?;
+        let pass = emit(program, &insns, len, &funcs, &ctx_map, &short, &loop_heads, &inline, ax)?;
         // Resolve fixups.
         let mut pass = pass;
         let mut overflow = false;
@@ -304,7 +340,7 @@ fn functions(insns: &[Located], len: usize) -> Result<Vec<Func>, CompileError> {
                 reason: "last insn is not an exit or jmp (control would fall into the next function)".into(),
             });
         }
-        let mut written = [false; 11];
+        let mut written = [false; Reg::COUNT_XLATED];
         let mut calls = false;
         let mut budget = false;
         let mut escapes = false;
@@ -385,6 +421,22 @@ fn writes(i: &Insn) -> Vec<Reg> {
     }
 }
 
+/// Whether an instruction names the hidden register AX in any register field.
+fn names_ax(i: &Insn) -> bool {
+    let ax = Reg::AX;
+    let op = |o: Operand| o == Operand::Reg(ax);
+    match *i {
+        Insn::Alu { dst, src, .. } | Insn::JmpCond { dst, src, .. } | Insn::Store { dst, src, .. } => {
+            dst == ax || op(src)
+        }
+        Insn::Neg { dst, .. } | Insn::Endian { dst, .. } | Insn::LdImm64 { dst, .. } => dst == ax,
+        Insn::LdInd { src, .. } => src == ax,
+        Insn::Load { dst, src, .. } | Insn::Atomic { dst, src, .. } => dst == ax || src == ax,
+        Insn::CallX { reg } | Insn::GotoX { reg } => reg == ax,
+        _ => false,
+    }
+}
+
 fn reads_r10_as_value(i: &Insn) -> bool {
     let r = Operand::Reg(Reg::R10);
     match *i {
@@ -425,6 +477,7 @@ fn emit<'a>(
     short: &'a [bool],
     loop_heads: &[bool],
     inline: &HashMap<usize, crate::InlineArray>,
+    ax: bool,
 ) -> Result<Pass<'a>, CompileError> {
     let o = NativeState::OFFSETS;
     let mut p = Pass {
@@ -439,6 +492,7 @@ fn emit<'a>(
         depth_stubs: Vec::new(),
         abort: 0,
         epilogue: 0,
+        ax,
     };
     p.abort = p.label();
     p.epilogue = p.label();
@@ -457,6 +511,9 @@ fn emit<'a>(
     }
     for r in [RAX, RBX, R13, R14, R15] {
         p.a.alu_rr(false, 0x31, r, r);
+    }
+    if ax {
+        p.a.alu_rr(false, 0x31, R11, R11);
     }
     let at = p.a.call32();
     p.fix.push(Fixup { at, short: false, tgt: Tgt::Func(0), jump_pc: None });
@@ -536,7 +593,7 @@ fn lower_one(
     let pc = l.pc;
     let short = p.short[pc];
     match l.insn {
-        Insn::Alu { width, op, dst, src } => lower_alu(&mut p.a, width == Width::W64, op, x(dst), src),
+        Insn::Alu { width, op, dst, src } => lower_alu(&mut p.a, width == Width::W64, op, x(dst), src, p.ax),
         Insn::Neg { width, dst } => p.a.unary(width == Width::W64, 3, x(dst)),
         Insn::Endian { kind, bits, dst } => {
             let d = x(dst);
@@ -567,8 +624,9 @@ fn lower_one(
             });
         }
         Insn::LdAbs { size, imm } | Insn::LdInd { size, imm, .. } => {
-            p.a.mov_imm64(R11, pc as u64);
-            p.a.store(8, R12, o.pc, R11);
+            p.save_ax();
+            p.a.mov_imm64(R10, pc as u64);
+            p.a.store(8, R12, o.pc, R10);
             if let Insn::LdInd { src, .. } = l.insn {
                 p.a.movsx_rr(true, RSI, x(src), 32);
                 p.a.alu_ri(true, alu::ADD, RSI, imm);
@@ -578,6 +636,7 @@ fn lower_one(
             p.a.mov_imm32(RDX, size.bytes() as u32);
             p.a.mov_rr(true, RDI, R12);
             p.a.call_m(R12, o.ld_packet_fn);
+            p.restore_ax();
             p.check_status();
         }
         Insn::Load { size, signed, dst, src, off } => {
@@ -603,7 +662,7 @@ fn lower_one(
                 Operand::Imm(i) => p.a.store_imm(n, x(dst), disp, i),
             }
         }
-        Insn::Atomic { size, op, dst, src, off } => lower_atomic(&mut p.a, size, op, x(dst), x(src), off.into()),
+        Insn::Atomic { size, op, dst, src, off } => lower_atomic(&mut p.a, size, op, x(dst), x(src), off.into(), p.ax),
         Insn::Ja { off, .. } => {
             let t = jump_target(pc, off.into(), len)?;
             if t != pc + 1 {
@@ -642,26 +701,30 @@ fn lower_one(
             let ptr = helper as *const _ as u64;
             match helper.class() {
                 HelperClass::Func => {
+                    p.save_ax();
                     p.set_call_info(ptr, pc, id);
                     p.a.mov_rr(true, R9, R12);
                     p.a.call_m(R12, o.helper_fn);
+                    p.restore_ax();
                     p.check_status();
                 }
                 HelperClass::TailCall => {
+                    p.save_ax();
                     p.set_call_info(ptr, pc, id);
                     p.a.push(RAX);
                     p.a.push(RDI);
                     p.a.mov_rr(true, RDI, R12);
                     p.a.call_m(R12, o.tail_call_fn);
-                    p.a.mov_rr(true, R11, RAX);
+                    p.a.mov_rr(true, R10, RAX);
                     p.a.pop(RDI);
                     p.a.pop(RAX);
+                    p.restore_ax();
                     p.check_status();
-                    p.a.alu_rr(true, 0x85, R11, R11);
+                    p.a.alu_rr(true, 0x85, R10, R10);
                     let fall = p.label();
                     p.jcc_to(cc::E, Tgt::Label(fall), true, None);
                     p.epilogue_no_ret(f);
-                    p.a.jmp_r(R11);
+                    p.a.jmp_r(R10);
                     p.bind(fall);
                 }
                 HelperClass::Loop => lower_loop(p, pc),
@@ -672,9 +735,11 @@ fn lower_one(
         }
         Insn::CallX { reg } => {
             p.a.store(8, R12, o.callx_value, x(reg));
+            p.save_ax();
             p.set_call_info(program as *const Program as u64, pc, 0);
             p.a.mov_rr(true, R9, R12);
             p.a.call_m(R12, o.callx_fn);
+            p.restore_ax();
             p.check_status();
         }
         Insn::Exit => {
@@ -710,8 +775,8 @@ fn lower_array_lookup(a: &mut Asm, m: &crate::InlineArray) {
     } else {
         a.imul_rri(true, RAX, RAX, m.stride as i32);
     }
-    a.mov_imm64(R11, m.base);
-    a.alu_rr(true, 0x01, RAX, R11);
+    a.mov_imm64(R10, m.base);
+    a.alu_rr(true, 0x01, RAX, R10);
     let done = a.jmp8();
     let at = a.len();
     assert!(a.patch8(null, at), "short inline lookup");
@@ -739,8 +804,8 @@ fn lower_loop(p: &mut Pass<'_>, pc: usize) {
     p.a.push(RDI);
     p.a.push(RSI);
     p.a.push(RDX);
-    p.a.alu_rr(false, 0x31, R11, R11);
-    p.a.push(R11);
+    p.a.alu_rr(false, 0x31, R10, R10);
+    p.a.push(R10);
     p.bind(top);
     p.a.load(8, RDI, RSP, 0);
     p.a.load(8, RSI, RSP, 8);
@@ -768,7 +833,8 @@ fn lower_loop(p: &mut Pass<'_>, pc: usize) {
     p.bind(end);
 }
 
-fn lower_alu(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand) {
+/// `ax`: AX mode (r11 holds AX and must survive; see the module doc).
+fn lower_alu(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand, ax: bool) {
     let two = |a: &mut Asm, opc: u8, ext: u8| match src {
         Operand::Reg(s) => a.alu_rr(w, opc, d, x(s)),
         Operand::Imm(i) => a.alu_ri(w, ext, d, i),
@@ -829,10 +895,10 @@ fn lower_alu(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand) {
                     if s == RCX {
                         a.shift_rcl(w, ext, d);
                     } else if d == RCX {
-                        a.mov_rr(true, R11, RCX);
+                        a.mov_rr(true, R10, RCX);
                         a.mov_rr(true, RCX, s);
-                        a.shift_rcl(w, ext, R11);
-                        a.mov_rr(true, RCX, R11);
+                        a.shift_rcl(w, ext, R10);
+                        a.mov_rr(true, RCX, R10);
                     } else {
                         a.mov_rr(true, R10, RCX);
                         a.mov_rr(true, RCX, s);
@@ -863,13 +929,23 @@ fn lower_alu(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand) {
                 }
             }
         }
-        AluOp::Div | AluOp::Mod | AluOp::SDiv | AluOp::SMod => lower_divmod(a, w, op, d, src),
+        AluOp::Div | AluOp::Mod | AluOp::SDiv | AluOp::SMod => lower_divmod(a, w, op, d, src, ax),
     }
 }
 
 /// Division and modulo with BPF's rules: x / 0 = 0, x % 0 = x, INT_MIN / -1 = INT_MIN,
 /// INT_MIN % -1 = 0 (x86 would fault on the last two and on zero).
-fn lower_divmod(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand) {
+/// In AX mode, a third temporary (r11 holds AX): the first of these BPF registers that is not
+/// in `avoid`, saved by a push and restored by a pop around the instruction.
+fn borrow(avoid: &[u8]) -> u8 {
+    [RBX, R13, R14, R15, RSI, RDI, R8, RCX]
+        .into_iter()
+        .find(|r| !avoid.contains(r))
+        .expect("at most two registers are avoided")
+}
+
+/// `ax`: AX mode (rdx is then saved in a borrowed register instead of r11).
+fn lower_divmod(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand, ax: bool) {
     let signed = matches!(op, AluOp::SDiv | AluOp::SMod);
     let is_mod = matches!(op, AluOp::Mod | AluOp::SMod);
     let zero_case = |a: &mut Asm| {
@@ -891,6 +967,23 @@ fn lower_divmod(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand) {
     match src {
         Operand::Imm(0) => return zero_case(a),
         Operand::Imm(-1) if signed => return minus_one_case(a),
+        _ => {}
+    }
+    // Where rdx is kept while the division uses it.
+    let save_rdx = if ax {
+        let avoid = match src {
+            Operand::Reg(s) => [d, x(s)],
+            Operand::Imm(_) => [d, d],
+        };
+        let b = borrow(&avoid);
+        a.push(b);
+        Some(b)
+    } else {
+        None
+    };
+    let rdx_tmp = save_rdx.unwrap_or(R11);
+    match src {
+        Operand::Imm(0) => unreachable!("handled above"),
         Operand::Imm(i) => {
             if w {
                 a.mov_imm64(R9, i64::from(i) as u64);
@@ -914,7 +1007,7 @@ fn lower_divmod(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand) {
         a.mov_rr(true, R10, RAX);
     }
     if d != RDX {
-        a.mov_rr(true, R11, RDX);
+        a.mov_rr(true, rdx_tmp, RDX);
     }
     if d != RAX {
         a.mov_rr(w, RAX, d);
@@ -934,7 +1027,7 @@ fn lower_divmod(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand) {
         a.mov_rr(true, RAX, R10);
     }
     if d != RDX {
-        a.mov_rr(true, RDX, R11);
+        a.mov_rr(true, RDX, rdx_tmp);
     }
     if let Some(z) = to_zero {
         let done = a.jmp8();
@@ -954,9 +1047,13 @@ fn lower_divmod(a: &mut Asm, w: bool, op: AluOp, d: u8, src: Operand) {
             assert!(a.patch8(d2, end), "short division stub");
         }
     }
+    if let Some(b) = save_rdx {
+        a.pop(b);
+    }
 }
 
-fn lower_atomic(a: &mut Asm, size: Size, op: AtomicOp, d: u8, s: u8, off: i32) {
+/// `ax`: AX mode (the cmpxchg loop's address then goes in a borrowed register, not r11).
+fn lower_atomic(a: &mut Asm, size: Size, op: AtomicOp, d: u8, s: u8, off: i32, ax: bool) {
     let w = size == Size::DW;
     match op {
         AtomicOp::LoadAcquire => a.load(size.bytes() as u8, d, s, off),
@@ -979,19 +1076,27 @@ fn lower_atomic(a: &mut Asm, size: Size, op: AtomicOp, d: u8, s: u8, off: i32) {
                 AtomicOp::And { .. } => 0x21,
                 _ => 0x31,
             };
+            let borrowed = ax.then(|| borrow(&[d, s]));
+            let addr = borrowed.unwrap_or(R11);
+            if let Some(b) = borrowed {
+                a.push(b);
+            }
             a.mov_rr(true, R10, RAX);
-            a.lea(R11, d, off);
+            a.lea(addr, d, off);
             let sv = if s == RAX { R10 } else { s };
-            a.load(size.bytes() as u8, RAX, R11, 0);
+            a.load(size.bytes() as u8, RAX, addr, 0);
             let top = a.len();
             a.mov_rr(true, R9, RAX);
             a.alu_rr(w, opc, R9, sv);
-            a.locked(w, &[0x0F, 0xB1], R11, 0, R9);
+            a.locked(w, &[0x0F, 0xB1], addr, 0, R9);
             let back = a.jcc8(cc::NE);
             assert!(a.patch8(back, top), "short cmpxchg loop");
             if s != RAX {
                 a.mov_rr(true, s, RAX);
                 a.mov_rr(true, RAX, R10);
+            }
+            if let Some(b) = borrowed {
+                a.pop(b);
             }
         }
     }
