@@ -83,9 +83,17 @@ enum ProgCommand {
         /// ELF object.
         object: PathBuf,
     },
-    /// Dump a program: `xlated` (the instructions bpfkit runs, relocations bound) or `jited`
-    /// (the x86-64 code, disassembled under the BPF instruction each range comes from), with
-    /// source lines from BTF line info.
+    /// Dump a program: `xlated` (the instructions bpfkit runs, relocations bound), `jited`
+    /// (the x86-64 code, disassembled under the BPF instruction each range comes from) or
+    /// `cfg` (the control-flow graph the verifier builds), with source lines from BTF line info.
+    ///
+    /// `cfg` prints one paragraph per basic block: `block N [first..last]` (instruction
+    /// indices, both included), its instructions, then `-> ` its successors, each marked
+    /// `fall-through`, `jump` or `indirect` (an entry of a `gotox`'s jump tables) and
+    /// `back edge` when it closes a loop, and the calls made in the block. A program the
+    /// verifier's control-flow checks refuse is an error, with the kernel's log message.
+    /// With --dot, a Graphviz digraph instead: one cluster per subprogram, fall-through edges
+    /// grey, jumps black, indirect jumps dashed, back edges red, calls dotted blue.
     Dump {
         /// What to dump.
         #[arg(value_enum)]
@@ -95,6 +103,9 @@ enum ProgCommand {
         /// Program (function or section name); optional when the object has one.
         #[arg(long)]
         prog: Option<String>,
+        /// With `cfg`: print a Graphviz digraph (`dot -Tsvg`).
+        #[arg(long)]
+        dot: bool,
     },
 }
 
@@ -102,20 +113,35 @@ enum ProgCommand {
 enum DumpKind {
     Xlated,
     Jited,
+    Cfg,
 }
 
 #[derive(Subcommand)]
 enum MapCommand {
     /// Print a map's contents (after load and --map-init) as JSON. To see a map after a run,
     /// use `bpfkit run OBJ --pcap F --dump-map MAP` or `--dump-maps FILE`.
+    ///
+    /// An instruction array (`insn_array`, e.g. a jump table) is printed as its entries'
+    /// offsets: `{"index", "orig_off", "xlated_off", "jitted_off"}` per entry, the
+    /// instruction's index as loaded, after bpfkit's rewrites, and the byte offset of its
+    /// machine code in its function (the interpreter's: 8 per instruction, until the program
+    /// is compiled); an offset of -1 is an instruction the rewrites deleted (`INSN_DELETED`).
+    ///
+    /// Jump tables belong to a program: `map dump OBJ .jumptables --prog NAME` lists every
+    /// instruction array the program owns with that name, in the order they were bound
+    /// (`{"index", "id", "max_entries", "entries"}` each).
     Dump {
         /// ELF object.
         object: PathBuf,
-        /// Map name.
+        /// Map name (`.jumptables` for the jump tables of --prog).
         map: String,
         /// Entries to load first (JSON, as `run --map-init`).
         #[arg(long, value_name = "FILE")]
         map_init: Option<PathBuf>,
+        /// Look for MAP among the instruction arrays this program (function or section name)
+        /// owns.
+        #[arg(long, value_name = "NAME")]
+        prog: Option<String>,
     },
 }
 
@@ -163,14 +189,20 @@ fn main() -> ExitCode {
             (None, None) => Err(anyhow::anyhow!("give an object to run, or --asm FILE")),
         },
         Command::Prog { command: ProgCommand::List { object } } => objcmd::prog_list(&object),
-        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Xlated, object, prog } } => {
+        Command::Prog { command: ProgCommand::Dump { what, dot: true, .. } } if what != DumpKind::Cfg => {
+            Err(anyhow::anyhow!("--dot goes with `prog dump cfg`"))
+        }
+        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Xlated, object, prog, .. } } => {
             objcmd::dump_xlated(&object, prog.as_deref())
         }
-        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Jited, object, prog } } => {
+        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Jited, object, prog, .. } } => {
             objcmd::dump_jited(&object, prog.as_deref())
         }
-        Command::Map { command: MapCommand::Dump { object, map, map_init } } => {
-            objcmd::map_dump(&object, &map, map_init.as_deref())
+        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Cfg, object, prog, dot } } => {
+            objcmd::dump_cfg(&object, prog.as_deref(), dot)
+        }
+        Command::Map { command: MapCommand::Dump { object, map, map_init, prog } } => {
+            objcmd::map_dump(&object, &map, map_init.as_deref(), prog.as_deref())
         }
         Command::ConformancePlugin { args } => return conformance_plugin(&args),
         Command::Bench(args) => objcmd::bench(&args),

@@ -1,4 +1,4 @@
-//! Commands over ELF objects: `prog list`, `run OBJ --pcap`, `map dump`.
+//! Commands over ELF objects: `prog list`, `prog dump`, `run OBJ --pcap`, `map dump`.
 
 use crate::hexfmt;
 use anyhow::{Context, Result, bail};
@@ -6,7 +6,7 @@ use bpfkit::{Object, Prog, Runtime, SkbMeta, Worker, XdpPacket};
 use bpfkit_maps::Map;
 use bpfkit_object::ProgType;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -535,14 +535,72 @@ fn retval_names(t: ProgType) -> impl Fn(u64) -> Option<String> {
     }
 }
 
-/// `bpfkit map dump OBJ MAP`: the map after load (and `--map-init`), as JSON.
-pub fn map_dump(object: &Path, map: &str, init: Option<&Path>) -> Result<()> {
+/// `bpfkit map dump OBJ MAP [--prog NAME]`: the map after load (and `--map-init`), as JSON;
+/// an instruction array as its entries' offsets ([`insn_array_json`]); with `--prog`, the
+/// instruction arrays of that name the program owns.
+pub fn map_dump(object: &Path, map: &str, init: Option<&Path>, prog: Option<&str>) -> Result<()> {
     let obj = open(object, 1)?;
     if let Some(i) = init {
         map_init(&obj, i)?;
     }
-    println!("{}", serde_json::to_string_pretty(&dump_maps_json(&obj, Some(map))?)?);
+    let key = serde_json::to_string(map)?;
+    if let Some(p) = prog {
+        let p = obj.program(p)?;
+        let arrays = p.insn_arrays();
+        let owned: Vec<String> = arrays
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.spec().name == map)
+            .map(|(i, m)| {
+                format!(
+                    "    {{\"index\": {i}, \"id\": {}, \"max_entries\": {}, \"entries\": [\n{}\n    ]}}",
+                    m.id(),
+                    m.spec().max_entries,
+                    insn_array_json(m, "      ")
+                )
+            })
+            .collect();
+        if owned.is_empty() {
+            let names: BTreeSet<&str> = arrays.iter().map(|m| m.spec().name.as_str()).collect();
+            bail!(
+                "program `{}` owns no instruction array named `{map}` (it owns {})",
+                p.name(),
+                if names.is_empty() { "none".to_string() } else { names.into_iter().collect::<Vec<_>>().join(", ") }
+            );
+        }
+        println!("{{\n  {key}: [\n{}\n  ]\n}}", owned.join(",\n"));
+        return Ok(());
+    }
+    match obj.map(map) {
+        Ok(m) if m.map_type() == bpfkit_maps::MapType::InsnArray => {
+            println!("{{\n  {key}: [\n{}\n  ]\n}}", insn_array_json(m, "    "));
+        }
+        Ok(_) => println!("{}", serde_json::to_string_pretty(&dump_maps_json(&obj, Some(map))?)?),
+        Err(e) if map == ".jumptables" => bail!("{e}: jump tables belong to a program, add --prog NAME"),
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
+}
+
+/// The entries of an instruction array as JSON lines (indented by `indent`, without the
+/// enclosing brackets): `{"index", "orig_off", "xlated_off", "jitted_off"}` each, in that
+/// order, -1 standing for `INSN_DELETED`.
+fn insn_array_json(m: &Map, indent: &str) -> String {
+    let off = |v: u32| if v == bpfkit_maps::INSN_DELETED { "-1".to_string() } else { v.to_string() };
+    m.insn_array_entries()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, [o, x, j])| {
+            format!(
+                "{indent}{{\"index\": {i}, \"orig_off\": {}, \"xlated_off\": {}, \"jitted_off\": {}}}",
+                off(*o),
+                off(*x),
+                off(*j)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n")
 }
 
 /// Runs a `syscall` program once per context; prints each return value.
@@ -679,6 +737,180 @@ pub fn dump_jited(object: &Path, name: Option<&str>) -> Result<()> {
         let site = if c.sites.iter().any(|&(_, s)| s == at) { "   ; patch site (static branch)" } else { "" };
         writeln!(out, "       {at:5x}  {text:<40} {bytes}{site}")?;
     }
+    Ok(())
+}
+
+/// The control-flow graph of `prog` as the verifier builds it, with the program's jump tables
+/// (the `xlated_off` of each entry of each instruction array it owns).
+fn program_cfg(prog: &Prog) -> Result<bpfkit_verifier::Cfg> {
+    let tables: Vec<Vec<u32>> = prog
+        .insn_arrays()
+        .iter()
+        .map(|m| m.insn_array_entries().unwrap_or_default().iter().map(|e| e[1]).collect())
+        .collect();
+    bpfkit_verifier::cfg::build(prog.insns(), &tables).map_err(|e| {
+        anyhow::anyhow!("program `{}`: the verifier refuses its control flow at insn {}: {e}", prog.name(), e.insn())
+    })
+}
+
+/// Names of the functions of `prog` by first instruction, from the object file (best effort:
+/// none when it cannot be read again).
+fn function_names(object: &Path, prog: &Prog) -> BTreeMap<usize, String> {
+    let Ok(data) = std::fs::read(object) else { return BTreeMap::new() };
+    let Ok(file) = bpfkit_object::ObjectFile::parse(&data) else { return BTreeMap::new() };
+    file.programs
+        .iter()
+        .find(|p| p.name == prog.name() && p.insns.len() == prog.insns().len())
+        .map(|p| p.subprogs.iter().map(|s| (s.start, s.name.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// `bpfkit prog dump cfg OBJ [--dot]`: basic blocks, successors, back edges and calls.
+pub fn dump_cfg(object: &Path, name: Option<&str>, dot: bool) -> Result<()> {
+    let obj = open(object, 1)?;
+    let prog = pick(&obj, name)?;
+    let cfg = program_cfg(prog)?;
+    let names = function_names(object, prog);
+    let lines = source_lines(prog);
+    let mut out = std::io::stdout().lock();
+    if dot {
+        write_cfg_dot(&mut out, prog, &cfg, &names)?;
+    } else {
+        write_cfg_text(&mut out, prog, &cfg, &names, &lines)?;
+    }
+    Ok(())
+}
+
+fn subprog_label(cfg: &bpfkit_verifier::Cfg, names: &BTreeMap<usize, String>, i: usize) -> String {
+    let s = cfg.subprogs()[i];
+    let name = names.get(&s.start).map_or(String::new(), |n| format!(" {n}"));
+    format!("subprog {i}{name} [{}..{}]", s.start, s.end - 1)
+}
+
+fn call_text(cfg: &bpfkit_verifier::Cfg, names: &BTreeMap<usize, String>, c: &bpfkit_verifier::Call) -> String {
+    let what = match c.kind {
+        bpfkit_verifier::CallKind::Call => "call",
+        bpfkit_verifier::CallKind::FuncRef => "callback reference",
+    };
+    let callee =
+        cfg.subprog_of(c.target).map_or_else(|| format!("insn {}", c.target), |i| subprog_label(cfg, names, i));
+    format!("{what} at insn {} -> {callee}", c.insn)
+}
+
+fn write_cfg_text(
+    out: &mut impl Write,
+    prog: &Prog,
+    cfg: &bpfkit_verifier::Cfg,
+    names: &BTreeMap<usize, String>,
+    lines: &BTreeMap<usize, String>,
+) -> Result<()> {
+    writeln!(
+        out,
+        "; {} ({}): {} slots, {} subprograms, {} blocks, {} jump tables, {} back edges",
+        prog.name(),
+        prog.prog_type(),
+        cfg.len(),
+        cfg.subprogs().len(),
+        cfg.blocks().len(),
+        prog.insn_arrays().len(),
+        cfg.back_edges().len()
+    )?;
+    let mut subprog = usize::MAX;
+    for (bi, b) in cfg.blocks().iter().enumerate() {
+        if b.subprog != subprog {
+            subprog = b.subprog;
+            writeln!(out, "\n{}", subprog_label(cfg, names, subprog))?;
+        }
+        writeln!(out, "\nblock {bi} [{}..{}]", b.start, b.last)?;
+        for l in cfg.insns().iter().filter(|l| (b.start..b.end).contains(&l.pc)) {
+            if let Some(src) = lines.get(&l.pc) {
+                writeln!(out, "; {src}")?;
+            }
+            writeln!(out, "{:>5}: {}", l.pc, l.insn)?;
+        }
+        let succs: Vec<String> = b
+            .succs
+            .iter()
+            .map(|e| {
+                let back = if e.back { ", back edge" } else { "" };
+                format!("block {} ({}{back})", e.to, e.kind.name())
+            })
+            .collect();
+        if succs.is_empty() {
+            writeln!(out, "  -> exit")?;
+        } else {
+            writeln!(out, "  -> {}", succs.join(", "))?;
+        }
+        for c in &b.calls {
+            writeln!(out, "  {}", call_text(cfg, names, c))?;
+        }
+    }
+    Ok(())
+}
+
+/// A Graphviz double-quoted string's contents.
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn write_cfg_dot(
+    out: &mut impl Write,
+    prog: &Prog,
+    cfg: &bpfkit_verifier::Cfg,
+    names: &BTreeMap<usize, String>,
+) -> Result<()> {
+    use bpfkit_verifier::EdgeKind;
+    writeln!(out, "digraph \"{}\" {{", dot_escape(prog.name()))?;
+    writeln!(
+        out,
+        "  graph [fontname=\"monospace\", label=\"{} ({})\", labelloc=t];",
+        dot_escape(prog.name()),
+        prog.prog_type()
+    )?;
+    writeln!(out, "  node [shape=box, fontname=\"monospace\", fontsize=10];")?;
+    writeln!(out, "  edge [fontname=\"monospace\", fontsize=9];")?;
+    for (si, _) in cfg.subprogs().iter().enumerate() {
+        writeln!(out, "  subgraph cluster_{si} {{")?;
+        writeln!(out, "    label=\"{}\";", dot_escape(&subprog_label(cfg, names, si)))?;
+        for (bi, b) in cfg.blocks().iter().enumerate().filter(|(_, b)| b.subprog == si) {
+            let mut label = format!("block {bi} [{}..{}]\\l", b.start, b.last);
+            for l in cfg.insns().iter().filter(|l| (b.start..b.end).contains(&l.pc)) {
+                label.push_str(&dot_escape(&format!("{:>5}: {}", l.pc, l.insn)).replace('\t', " "));
+                label.push_str("\\l");
+            }
+            writeln!(out, "    b{bi} [label=\"{label}\"];")?;
+        }
+        writeln!(out, "  }}")?;
+    }
+    for (bi, b) in cfg.blocks().iter().enumerate() {
+        for e in &b.succs {
+            let mut attrs = match e.kind {
+                EdgeKind::FallThrough => vec!["color=gray50".to_string()],
+                EdgeKind::Jump => vec!["color=black".to_string()],
+                EdgeKind::Indirect => vec!["style=dashed".to_string()],
+            };
+            if e.back {
+                attrs = vec!["color=red".into(), "penwidth=2".into(), "label=\"back\"".into()];
+                if e.kind == EdgeKind::Indirect {
+                    attrs.push("style=dashed".into());
+                }
+            }
+            writeln!(out, "  b{bi} -> b{} [{}];", e.to, attrs.join(", "))?;
+        }
+        for c in &b.calls {
+            let Some(callee) = cfg.block_of(c.target) else { continue };
+            let label = match c.kind {
+                bpfkit_verifier::CallKind::Call => "call",
+                bpfkit_verifier::CallKind::FuncRef => "callback",
+            };
+            writeln!(
+                out,
+                "  b{bi} -> b{callee} [style=dotted, color=blue, label=\"{label} at {}\", constraint=false];",
+                c.insn
+            )?;
+        }
+    }
+    writeln!(out, "}}")?;
     Ok(())
 }
 
