@@ -11,7 +11,7 @@
 use crate::Error;
 use crate::env::MapTable;
 use crate::runtime::{Prog, Runtime, Worker, XdpPacket};
-use bpfkit_isa::{Insn, LdImmSrc, RawInsn, decode_program, opcode::LDDW};
+use bpfkit_isa::{Insn, LdImmSrc, Located, RawInsn, opcode::LDDW};
 use bpfkit_maps::{Map, MapSpec};
 use bpfkit_object::ProgType;
 use std::sync::Arc;
@@ -93,7 +93,10 @@ impl Runtime {
             bound.push(m);
         }
         let mut insns = load.insns.clone();
-        for l in decode_program(&insns).map_err(|e| err(e.to_string()))? {
+        let mut lds = std::collections::HashMap::new();
+        // Only the `lddw`s are read here (the kernel's resolve_pseudo_ldimm64); the verifier
+        // decodes and checks the rest, in the kernel's words.
+        for l in lddws(&load.insns).map_err(|e| err(e.to_string()))? {
             let Insn::LdImm64 { dst, src, imm, next_imm } = l.insn else { continue };
             let by_index = |i: i32| {
                 usize::try_from(i)
@@ -113,6 +116,13 @@ impl Runtime {
                 LdImmSrc::BtfId => return Err(err(format!("insn {}: kernel BTF ids (ksyms) are not available", l.pc))),
             };
             table.insert(Arc::clone(&map));
+            lds.insert(
+                l.pc,
+                match value_off {
+                    None => crate::verify::LdRef::Map(Arc::clone(&map)),
+                    Some(off) => crate::verify::LdRef::Value(Arc::clone(&map), off as u32),
+                },
+            );
             let value = match value_off {
                 None => MapTable::token(&map),
                 // An instruction array as a map value: its table of code addresses (gotox).
@@ -149,12 +159,8 @@ impl Runtime {
             insns[l.pc + 1] = RawInsn::new(0, 0, 0, 0, (value >> 32) as u32 as i32);
         }
         // Instruction arrays among the bound maps are taken by this program (kernel-spec §2.4).
-        let tails: std::collections::HashSet<usize> = decode_program(&load.insns)
-            .map_err(|e| err(e.to_string()))?
-            .iter()
-            .filter(|l| matches!(l.insn, Insn::LdImm64 { .. }))
-            .map(|l| l.pc + 1)
-            .collect();
+        let tails: std::collections::HashSet<usize> =
+            lddws(&load.insns).map_err(|e| err(e.to_string()))?.iter().map(|l| l.pc + 1).collect();
         let mut owners = Vec::new();
         for m in table.iter() {
             if m.map_type() == bpfkit_maps::MapType::InsnArray {
@@ -164,8 +170,16 @@ impl Runtime {
                 owners.push(owner);
             }
         }
-        let mut prog =
-            self.prepare(load.name.clone(), String::new(), load.prog_type, insns, Arc::new(table), Vec::new(), &[])?;
+        let mut prog = self.prepare(
+            load.name.clone(),
+            String::new(),
+            load.prog_type,
+            insns,
+            Arc::new(table),
+            Vec::new(),
+            &[],
+            &lds,
+        )?;
         prog.set_insn_arrays(owners)?;
         let fd = ProgFd(prog.id());
         self.registry().add_prog(fd.0, Arc::new(prog));
@@ -214,4 +228,19 @@ impl Runtime {
         let r = prog.run_xdp(&mut w, &mut pkt)?;
         Ok((r.action, pkt.data_with_meta().to_vec()))
     }
+}
+
+/// The `lddw` instructions of a program, decoded (a slot after one is its second half).
+fn lddws(insns: &[RawInsn]) -> Result<Vec<Located>, bpfkit_isa::DecodeError> {
+    let mut out = Vec::new();
+    let mut pc = 0;
+    while pc < insns.len() {
+        if insns[pc].code == LDDW {
+            out.push(Located { pc, insn: Insn::decode(insns, pc)? });
+            pc += 2;
+        } else {
+            pc += 1;
+        }
+    }
+    Ok(out)
 }

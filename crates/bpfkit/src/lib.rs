@@ -20,6 +20,7 @@ pub mod helpers;
 pub mod printf;
 mod regions;
 pub mod runtime;
+mod verify;
 
 pub use commands::{MapFd, ProgFd, ProgLoad};
 pub use env::{Clock, MonotonicClock, SteppedClock};
@@ -53,6 +54,20 @@ pub enum Error {
     Run { program: String, source: bpfkit_interp::RunError, line: String },
     #[error("program `{program}`: JIT: {source}")]
     Jit { program: String, source: bpfkit_jit::CompileError },
+    /// The verifier refused the program; `log` is its log (level 1 unless asked for more).
+    #[error("program `{program}`: verifier: {error}")]
+    Verify { program: String, error: bpfkit_verifier::VerifyError, log: String },
+}
+
+/// What loading does with the verifier's verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// A program the verifier refuses is not loaded (the kernel's behaviour).
+    #[default]
+    Enforce,
+    /// Every program is verified and loaded; the verdict is in [`Prog::verify_report`], and
+    /// only accepted programs may be JIT-compiled without `Trust::CallerVouches`.
+    Report,
 }
 
 /// Which engine a [`Worker`] runs programs with.

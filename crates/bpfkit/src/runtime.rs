@@ -68,6 +68,13 @@ struct Inner {
     helpers: RwLock<Helpers>,
     kfuncs: RwLock<Vec<(String, Arc<KfuncFn>)>>,
     kconfig: RwLock<HashMap<String, u64>>,
+    verify_mode: RwLock<crate::VerifyMode>,
+    verify_log_level: std::sync::atomic::AtomicU32,
+    /// Constant blinding of loaded programs (the kernel's `bpf_jit_harden=2`).
+    harden: std::sync::atomic::AtomicBool,
+    /// The jiffies counter inlined `bpf_jiffies64` calls read (one `u64`, refreshed before each
+    /// run of a program that reads it).
+    jiffies: Arc<Map>,
 }
 
 impl Default for Runtime {
@@ -99,8 +106,33 @@ impl Runtime {
                 helpers: RwLock::new(helpers::standard()),
                 kfuncs: RwLock::default(),
                 kconfig: RwLock::new(kconfig),
+                verify_mode: RwLock::default(),
+                verify_log_level: std::sync::atomic::AtomicU32::new(1),
+                harden: std::sync::atomic::AtomicBool::new(false),
+                jiffies: Arc::new({
+                    let mut spec = MapSpec::new(MapType::Array, 4, 8, 1);
+                    spec.name = ".jiffies".into();
+                    Map::create(spec, 1).expect("a one-element array")
+                }),
             }),
         }
+    }
+
+    /// What loading does with the verifier's verdict (from now on).
+    pub fn set_verify_mode(&self, mode: crate::VerifyMode) {
+        *self.inner.verify_mode.write().expect("verify mode lock") = mode;
+    }
+
+    /// The verifier's log level for programs loaded from now on (1: the verdict and
+    /// statistics, 2: every instruction with its registers).
+    pub fn set_verify_log_level(&self, level: u32) {
+        self.inner.verify_log_level.store(level, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Constant blinding for programs loaded from now on: every immediate of the xlated
+    /// program is hidden behind the register AX, as with the kernel's `bpf_jit_harden=2`.
+    pub fn set_harden(&self, on: bool) {
+        self.inner.harden.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Number of CPU slots.
@@ -124,25 +156,74 @@ impl Runtime {
         maps: Arc<MapTable>,
         line_info: Vec<bpfkit_object::LineInfo>,
         kfuncs: &[(String, Arc<KfuncFn>)],
+        lds: &HashMap<usize, crate::verify::LdRef>,
     ) -> Result<Prog, Error> {
+        let perr = |reason: String| Error::Program { program: name.clone(), reason };
         let mut helpers = self.inner.helpers.read().expect("helpers lock").clone();
         for (i, (_, f)) in kfuncs.iter().enumerate() {
             let f = Arc::clone(f);
             helpers.register(KFUNC_BASE + i as i32, "kfunc", move |ctx, args| f(ctx, args));
         }
-        let program = Program::load(&insns, &helpers)
-            .map_err(|e| Error::Program { program: name.clone(), reason: e.to_string() })?;
+        if insns.is_empty() {
+            return Err(perr("the program has no instructions".into()));
+        }
+        // Verification, on the program as loaded (the kernel's do_check, before its fixups).
+        let kfunc_ids = (0..kfuncs.len()).map(|i| KFUNC_BASE + i as i32).collect();
+        let level = self.inner.verify_log_level.load(std::sync::atomic::Ordering::Relaxed);
+        let input = crate::verify::input(&insns, prog_type, lds, &helpers, kfunc_ids, level);
+        let report = bpfkit_verifier::verify(&input);
+        if let Some(error) = &report.error
+            && *self.inner.verify_mode.read().expect("verify mode lock") == crate::VerifyMode::Enforce
+        {
+            return Err(Error::Verify { program: name.clone(), error: error.clone(), log: report.log.clone() });
+        }
+        // The program as given decodes strictly (the xlated one may use AX).
+        let decoded = decode_program(&insns).map_err(|e| perr(e.to_string()))?;
+        // The fixups: nops removed, `bpf_jiffies64` inlined, constants blinded if asked.
+        let uses_jiffies =
+            decoded.iter().any(|l| l.insn == bpfkit_isa::Insn::Call(bpfkit_isa::CallTarget::Helper(118)));
+        let jiffies_addr = {
+            let g = bpfkit_maps::pin();
+            self.inner.jiffies.bpf_lookup(&0u32.to_le_bytes(), 0, &g).map_or(0, |p| p as u64)
+        };
+        let inline = |id: i32| (id == 118).then(|| bpfkit_fixup::jiffies64_patch(jiffies_addr));
+        let blind = self.inner.harden.load(std::sync::atomic::Ordering::Relaxed).then(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(NEXT_PROG_ID.load(std::sync::atomic::Ordering::Relaxed))
+        });
+        let opts = bpfkit_fixup::FixupOptions { remove_nops: true, inline_helper: Some(&inline), blind };
+        let xl = bpfkit_fixup::fixup(&insns, &opts).map_err(|e| perr(format!("fixup: {e}")))?;
+        let maps = if uses_jiffies {
+            let mut t = (*maps).clone();
+            t.insert(Arc::clone(&self.inner.jiffies));
+            Arc::new(t)
+        } else {
+            maps
+        };
+        let program = Program::load_xlated(&xl.insns, &helpers).map_err(|e| perr(e.to_string()))?;
+        // Line info follows the instructions it describes into the xlated program.
+        let line_info = line_info
+            .into_iter()
+            .filter_map(|mut l| {
+                l.insn = xl.map(l.insn as u32)? as usize;
+                Some(l)
+            })
+            .collect();
         Ok(Prog {
             id: NEXT_PROG_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             name,
             section,
             prog_type,
             program: Arc::new(program),
-            insns,
+            insns: xl.insns,
+            orig_insns: insns,
+            orig_to_xlated: xl.orig_to_xlated,
             maps,
             line_info,
             runtime: self.clone(),
             insn_arrays: Vec::new(),
+            verify_report: report,
+            jiffies: uses_jiffies.then(|| Arc::clone(&self.inner.jiffies)),
         })
     }
 
@@ -233,7 +314,7 @@ impl Runtime {
                 program: p.name.clone(),
                 reason: format!("section `{}` is not a program type libbpf knows", p.section),
             })?;
-            let Bound { insns, kfuncs, jump_tables } = self.bind(p, &file, &maps)?;
+            let Bound { insns, kfuncs, jump_tables, lds } = self.bind(p, &file, &maps)?;
             // A program with jump tables sees their maps besides the object's.
             let prog_maps = if jump_tables.is_empty() {
                 Arc::clone(&table)
@@ -252,6 +333,7 @@ impl Runtime {
                 prog_maps,
                 p.line_info.clone(),
                 &kfuncs,
+                &lds,
             )?;
             prog.set_insn_arrays(jump_tables)?;
             programs.push(prog);
@@ -283,6 +365,7 @@ impl Runtime {
         let mut insns = p.insns.clone();
         let mut kfuncs: Vec<(String, Arc<KfuncFn>)> = Vec::new();
         let jump_tables = self.jump_table_maps(p)?;
+        let mut lds = HashMap::new();
         let lddw = |insns: &mut Vec<RawInsn>, at: usize, value: u64| {
             let dst = insns[at].dst();
             insns[at] = RawInsn::new(LDDW, dst, 0, 0, value as u32 as i32);
@@ -290,7 +373,10 @@ impl Runtime {
         };
         for r in &p.relocs {
             match &r.target {
-                RelocTarget::Map(i) => lddw(&mut insns, r.insn, MapTable::token(&maps[*i])),
+                RelocTarget::Map(i) => {
+                    lds.insert(r.insn, crate::verify::LdRef::Map(Arc::clone(&maps[*i])));
+                    lddw(&mut insns, r.insn, MapTable::token(&maps[*i]));
+                }
                 RelocTarget::MapValue { map, offset } => {
                     let m = &maps[*map];
                     let g = bpfkit_maps::pin();
@@ -298,6 +384,7 @@ impl Runtime {
                         program: p.name.clone(),
                         reason: format!("insn {}: map `{}` has no direct value address", r.insn, file.maps[*map].name),
                     })?;
+                    lds.insert(r.insn, crate::verify::LdRef::Value(Arc::clone(m), *offset));
                     lddw(&mut insns, r.insn, base as u64 + u64::from(*offset));
                 }
                 RelocTarget::Kfunc { name } => {
@@ -337,6 +424,7 @@ impl Runtime {
                             ),
                         });
                     }
+                    lds.insert(r.insn, crate::verify::LdRef::Value(Arc::clone(map), off as u32));
                     lddw(&mut insns, r.insn, map.value_regions()[0].ptr as u64 + off as u64);
                 }
             }
@@ -353,7 +441,7 @@ impl Runtime {
                 reason: format!("insn {}: kfunc call without a name", l.pc),
             });
         }
-        Ok(Bound { insns, kfuncs, jump_tables })
+        Ok(Bound { insns, kfuncs, jump_tables, lds })
     }
 
     /// One instruction-array map per jump table of `p` (libbpf's `create_jt_map`): named
@@ -403,6 +491,8 @@ struct Bound {
     insns: Vec<RawInsn>,
     kfuncs: Vec<(String, Arc<KfuncFn>)>,
     jump_tables: Vec<bpfkit_maps::InsnArrayOwner>,
+    /// What each map `lddw` refers to (for the verifier).
+    lds: HashMap<usize, crate::verify::LdRef>,
 }
 
 /// The name the kernel would keep: at most 15 characters of `[A-Za-z0-9_.]` (libbpf truncates).
@@ -589,6 +679,13 @@ pub struct Prog {
     runtime: Runtime,
     /// The instruction arrays bound to this program (released when it is dropped).
     insn_arrays: Vec<bpfkit_maps::InsnArrayOwner>,
+    /// The program as loaded (relocations bound), before the fixups.
+    orig_insns: Vec<RawInsn>,
+    /// Where each instruction of `orig_insns` went in `insns` (`u32::MAX`: removed).
+    orig_to_xlated: Vec<u32>,
+    verify_report: bpfkit_verifier::VerifyReport,
+    /// The jiffies cell, when `bpf_jiffies64` is inlined.
+    jiffies: Option<Arc<Map>>,
 }
 
 impl std::fmt::Debug for Prog {
@@ -618,9 +715,25 @@ impl Prog {
     pub fn prog_type(&self) -> ProgType {
         self.prog_type
     }
-    /// The bound instructions the interpreter runs.
+    /// The xlated instructions the interpreter runs (and the JIT compiles): the program after
+    /// bpfkit's fixups (nops removed, `bpf_jiffies64` inlined, constants blinded if asked).
     pub fn insns(&self) -> &[RawInsn] {
         &self.insns
+    }
+
+    /// The instructions as loaded (relocations bound), before the fixups.
+    pub fn orig_insns(&self) -> &[RawInsn] {
+        &self.orig_insns
+    }
+
+    /// Where instruction `orig` of [`Prog::orig_insns`] is in [`Prog::insns`] (`None`: removed).
+    pub fn xlated_of(&self, orig: usize) -> Option<usize> {
+        self.orig_to_xlated.get(orig).copied().filter(|&x| x != u32::MAX).map(|x| x as usize)
+    }
+
+    /// The verifier's verdict, statistics and log (level 1).
+    pub fn verify_report(&self) -> &bpfkit_verifier::VerifyReport {
+        &self.verify_report
     }
     /// Source lines of instructions (from BTF line info).
     pub fn line_info(&self) -> &[bpfkit_object::LineInfo] {
@@ -704,6 +817,10 @@ impl Prog {
     /// interpreter's code address of the instruction.
     pub(crate) fn set_insn_arrays(&mut self, owners: Vec<bpfkit_maps::InsnArrayOwner>) -> Result<(), Error> {
         let program = Arc::clone(&self.program);
+        for o in &owners {
+            let map = &self.orig_to_xlated;
+            o.map_xlated(&|x| map.get(x as usize).copied().filter(|&v| v != u32::MAX));
+        }
         for o in &owners {
             o.set_code(&|x| Some((x.checked_mul(8)?, program.code_address(x as usize))))
                 .map_err(|e| Error::Program { program: self.name.clone(), reason: e.to_string() })?;
@@ -845,6 +962,10 @@ impl Prog {
             crate::Backend::Interp => bpfkit_interp::Backend::Interpreter,
             crate::Backend::Jit => bpfkit_interp::Backend::Native,
         };
+        if let Some(j) = &self.jiffies {
+            let now = w.env.clock.now_ns() / (1_000_000_000 / crate::env::HZ);
+            let _ = j.update(&0u32.to_le_bytes(), &now.to_le_bytes(), 0);
+        }
         let (vm, env) = w.vm(self);
         vm.set_backend(backend);
         env.guard = Some(bpfkit_maps::pin());

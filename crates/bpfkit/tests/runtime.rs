@@ -60,9 +60,10 @@ fn an_unknown_helper_fails_the_load_naming_it_and_the_instruction() {
     let rt = Runtime::with_cpus(1);
     rt.register_kfunc("bpfkit_test_add", |_, _| Ok(0));
     match rt.open(OBJ) {
-        Err(Error::Program { program, reason }) => {
+        // The verifier refuses it first, in the kernel's words.
+        Err(Error::Verify { program, error, .. }) => {
             assert_eq!(program, "call_host_helper");
-            assert_eq!(reason, "insn 2: unknown helper 1000");
+            assert_eq!(error.to_string(), "insn 2: invalid func unknown#1000");
         }
         other => panic!("{other:?}"),
     }

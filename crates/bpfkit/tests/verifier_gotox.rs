@@ -144,17 +144,18 @@ fn verifier_gotox_cases() {
 #[test]
 fn prog_load_asm_runs_a_table() {
     let rt = Runtime::new();
-    let text = "r1 = *(u64 *)(r1 + 0)\nr1 <<= 3\nr2 = jt ll\nr2 += r1\nr2 = *(u64 *)(r2 + 0)\ngotox r2\n\
-                a: r0 = 10\nexit\nb: r0 = 20\nexit\nc: r0 = 30\nexit\n.jumptable jt c, a, b";
+    let text = "r1 = *(u64 *)(r1 + 0)\nr0 = 0\nif r1 > 2 goto out\nr1 <<= 3\nr2 = jt ll\nr2 += r1\n\
+                r2 = *(u64 *)(r2 + 0)\ngotox r2\na: r0 = 10\nexit\nb: r0 = 20\nexit\nc: r0 = 30\nout: exit\n\
+                .jumptable jt c, a, b";
     let (fd, maps) = rt.prog_load_asm("t", ProgType::Syscall, text).unwrap();
     assert_eq!(maps.len(), 1);
     let triples: Vec<u32> = (0..3u32)
         .map(|k| u32::from_le_bytes(rt.map_lookup_elem(maps[0], &k.to_le_bytes()).unwrap()[..4].try_into().unwrap()))
         .collect();
-    assert_eq!(triples, [11, 7, 9], "orig_off of c, a, b");
+    assert_eq!(triples, [13, 9, 11], "orig_off of c, a, b");
     let prog = rt.prog_by_fd(fd).unwrap();
     let mut w = Worker::new(&rt, 0);
-    for (x, want) in [(0u64, 30), (1, 10), (2, 20)] {
+    for (x, want) in [(0u64, 30), (1, 10), (2, 20), (3, 0)] {
         assert_eq!(prog.run_raw(&mut w, &mut x.to_le_bytes()).unwrap(), want);
     }
     let e = rt.prog_load_asm("t", ProgType::Syscall, "r1 = nope ll\nexit").unwrap_err().to_string();

@@ -64,6 +64,18 @@ enum Command {
     /// times per round (its context set up once), and the median nanoseconds per run of
     /// several rounds is printed (`"ns_per_run"` with --json).
     Bench(objcmd::BenchArgs),
+    /// Verify an object's programs with bpfkit's verifier and print its log (the kernel's
+    /// words); exits non-zero when a program is refused.
+    Verify {
+        /// ELF object.
+        object: PathBuf,
+        /// Only this program (function or section name).
+        #[arg(long)]
+        prog: Option<String>,
+        /// 1: the verdict and statistics; 2: also every instruction with its registers.
+        #[arg(long, default_value_t = 1)]
+        log_level: u32,
+    },
     /// Programs of an object.
     Prog {
         #[command(subcommand)]
@@ -206,6 +218,7 @@ fn main() -> ExitCode {
         }
         Command::ConformancePlugin { args } => return conformance_plugin(&args),
         Command::Bench(args) => objcmd::bench(&args),
+        Command::Verify { object, prog, log_level } => objcmd::verify(&object, prog.as_deref(), log_level),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

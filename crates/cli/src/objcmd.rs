@@ -1037,3 +1037,32 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `bpfkit verify`: every program (or one) through the verifier, its log printed.
+pub fn verify(path: &Path, prog: Option<&str>, log_level: u32) -> Result<()> {
+    let rt = Runtime::new();
+    rt.set_verify_mode(bpfkit::VerifyMode::Report);
+    rt.set_verify_log_level(log_level);
+    let obj = rt.open(path).with_context(|| format!("loading {}", path.display()))?;
+    let mut refused = 0;
+    let progs: Vec<&bpfkit::Prog> = match prog {
+        Some(name) => vec![obj.program(name)?],
+        None => obj.programs().iter().collect(),
+    };
+    for p in progs {
+        let r = p.verify_report();
+        let verdict = match &r.error {
+            None => "accepted".to_string(),
+            Some(e) => {
+                refused += 1;
+                format!("REFUSED at insn {}: {}", e.pc, e.message)
+            }
+        };
+        println!("== {} ({}): {verdict}", p.name(), p.section());
+        print!("{}", r.log);
+    }
+    if refused > 0 {
+        anyhow::bail!("{refused} program(s) refused by the verifier");
+    }
+    Ok(())
+}

@@ -85,6 +85,9 @@ pub struct Input<'a> {
     pub ld_abs: bool,
     /// Direct packet writes are allowed (XDP, tc).
     pub packet_writable: bool,
+    /// Reads of stack bytes never written are allowed (they read zero: bpfkit zeroes every
+    /// frame). The kernel allows them to privileged (`CAP_PERFMON`) loaders, as root is.
+    pub allow_uninit_stack: bool,
     /// 0: no log; 1: errors and statistics; 2: every instruction with the registers.
     pub log_level: u32,
 }
@@ -180,7 +183,7 @@ pub fn verify(input: &Input<'_>) -> VerifyReport {
                     prune[t as usize] = true;
                 }
             }
-            if matches!(i, Insn::MayGoto { .. } | Insn::GotoX { .. }) {
+            if matches!(i, Insn::MayGoto { .. } | Insn::GotoX { .. } | Insn::Call(CallTarget::Helper(181))) {
                 prune[pc] = true;
             }
         }

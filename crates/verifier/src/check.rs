@@ -217,6 +217,25 @@ impl<'a> Checker<'a> {
     fn is_visited(&mut self, w: &mut Work) -> Res<bool> {
         let pc = w.pc;
         let is_may_goto = matches!(self.insns[pc], Some(Insn::MayGoto { .. }));
+        let is_loop_call = matches!(self.insns[pc], Some(Insn::Call(CallTarget::Helper(181))));
+        // Callback bodies loop through their `bpf_loop` call, whose count bounds them.
+        let in_callback = w.state.frames.iter().any(|f| f.callback);
+        let in_progress = self
+            .visited_at
+            .get(&pc)
+            .and_then(|l| {
+                l.iter().rev().find(|&&i| {
+                    self.visited[i].branches > 0 && self.visited[i].state.frames.len() == w.state.frames.len()
+                })
+            })
+            .copied();
+        if is_loop_call && let Some(last) = in_progress {
+            // Callback iterations come back here: scalars that changed since the last visit are
+            // widened to unknown so that the iterations converge (the kernel widens imprecise
+            // scalars the same way).
+            let old = self.visited[last].state.clone();
+            widen(&old, &mut w.state);
+        }
         if let Some(list) = self.visited_at.get(&pc) {
             for &i in list {
                 let v = &self.visited[i];
@@ -224,7 +243,8 @@ impl<'a> Checker<'a> {
                     if v.state.contains(&w.state, None) {
                         return Ok(true);
                     }
-                } else if is_may_goto && v.state.may_goto_depth != w.state.may_goto_depth {
+                } else if is_loop_call || in_callback || is_may_goto && v.state.may_goto_depth != w.state.may_goto_depth
+                {
                     // The runtime budget ends this loop: a covered state need not go round again.
                     if v.state.contains(&w.state, None) {
                         return Ok(true);
@@ -523,6 +543,14 @@ impl<'a> Checker<'a> {
             (Reg::Scalar(a), Reg::Scalar(b)) => {
                 Self::set(st, dst, Reg::Scalar(a.alu(op2, &b, bits32)));
             }
+            // Privileged programs may subtract pointers (32-bit ALU on pointers too): the result
+            // is a scalar nothing is known of (the kernel's allow_ptr_leaks rules).
+            (Reg::Ptr(_), _) | (_, Reg::Ptr(_)) if bits32 => {
+                if op2 != Op::Sub {
+                    return Err(err(pc, format!("R{dn} 32-bit pointer arithmetic prohibited")));
+                }
+                Self::set(st, dst, Reg::Scalar(Scalar::of_size(4)));
+            }
             (Reg::Ptr(p), Reg::Scalar(b)) => {
                 let r = self.ptr_arith(pc, dn, p, op2, b, bits32)?;
                 Self::set(st, dst, Reg::Ptr(r));
@@ -531,20 +559,21 @@ impl<'a> Checker<'a> {
                 let r = self.ptr_arith(pc, dn, p, op2, a, bits32)?;
                 Self::set(st, dst, Reg::Ptr(r));
             }
-            (Reg::Ptr(a), Reg::Ptr(b)) if op2 == Op::Sub && !bits32 => {
-                let same = match (a.kind, b.kind) {
-                    (PtrKind::Packet | PtrKind::PacketMeta, PtrKind::Packet | PtrKind::PacketMeta) => true,
-                    (x, y) => x == y && !matches!(x, PtrKind::PacketEnd | PtrKind::Ctx),
-                };
-                if !same {
-                    return Err(err(pc, format!("R{dn} pointer -= pointer prohibited")));
-                }
-                let v = if a.var.is_const() && b.var.is_const() && a.kind == b.kind && a.id == b.id {
-                    Scalar::konst((i64::from(a.off) - i64::from(b.off)) as u64)
+            (Reg::Scalar(_), Reg::Ptr(_)) if op2 == Op::Sub => {
+                return Err(err(pc, format!("R{dn} tried to subtract pointer from scalar")));
+            }
+            (Reg::Ptr(a), Reg::Ptr(b)) if op2 == Op::Sub => {
+                let v = if a.kind == b.kind && a.id == b.id && a.var.is_const() && b.var.is_const() {
+                    let d = (i64::from(a.off) + a.var.var_off.value as i64)
+                        - (i64::from(b.off) + b.var.var_off.value as i64);
+                    Scalar::konst(d as u64)
                 } else {
                     Scalar::UNKNOWN
                 };
                 Self::set(st, dst, Reg::Scalar(v));
+            }
+            (Reg::Ptr(_), Reg::Ptr(_)) => {
+                return Err(err(pc, format!("R{dn} pointer {op:?} pointer prohibited")));
             }
             (Reg::Ptr(p), _) | (_, Reg::Ptr(p)) => {
                 let what = match op2 {
@@ -615,7 +644,7 @@ impl<'a> Checker<'a> {
             PtrKind::Stack { frame } => {
                 let (lo, hi) = self.stack_range(pc, rn, p, off, size)?;
                 let fr = &mut st.frames[frame as usize];
-                let v = read_stack(fr, pc, lo, hi, size)?;
+                let v = read_stack(fr, pc, lo, hi, size, self.input.allow_uninit_stack)?;
                 self.note_depth(st, frame, lo)?;
                 Ok(match v {
                     Reg::Scalar(s) => Reg::Scalar(ext(s)),
@@ -1069,7 +1098,12 @@ impl<'a> Checker<'a> {
         if w.state.cur().callback {
             // The end of one callback iteration: its result must be 0 or 1 (`bpf_loop`).
             match r0 {
-                Reg::Scalar(s) if s.umax <= 1 => return Ok(Flow::End),
+                Reg::Scalar(s) if s.umax <= 1 => {
+                    // Back to the `bpf_loop` call: another iteration may follow, or the loop ends.
+                    let callee = w.state.frames.pop().expect("callback frame");
+                    w.pc = callee.callsite.expect("a callback has a call site") as usize;
+                    return Ok(Flow::Continue);
+                }
                 _ => {
                     return Err(err(
                         pc,
@@ -1148,11 +1182,23 @@ impl<'a> Checker<'a> {
 
     fn call_helper(&mut self, w: &mut Work, id: i32) -> Res<Flow> {
         let pc = w.pc;
-        if !self.input.helpers.contains(&id) {
-            return Err(err(pc, format!("program of this type cannot use helper {id}")));
-        }
-        let Some(proto) = protos::helper(id) else {
+        let kfunc = self.input.kfuncs.contains(&id);
+        if !self.input.helpers.contains(&id) && !kfunc {
             return Err(err(pc, format!("invalid func unknown#{id}")));
+        }
+        let proto = match protos::helper(id) {
+            Some(p) if !kfunc => p,
+            // A kfunc, or a helper the host registered without a prototype: it takes any values
+            // (pointers are checked against the run's memory when it uses them) and returns a
+            // scalar.
+            _ => {
+                for r in 1..=5 {
+                    w.state.cur_mut().regs[r] = Reg::NotInit;
+                }
+                w.state.cur_mut().regs[0] = Reg::Scalar(Scalar::UNKNOWN);
+                w.pc = pc + 1;
+                return Ok(Flow::Continue);
+            }
         };
         let mut map: Option<u32> = None;
         let mut mem_size_arg: Option<(usize, Ptr, bool)> = None;
@@ -1334,18 +1380,8 @@ impl<'a> Checker<'a> {
         f.regs[2] = ctx;
         st.frames.push(f);
         self.push(target, st, w.parent);
-        // What the callback may have done to the caller's stack through its context pointer.
-        if let Reg::Ptr(Ptr { kind: PtrKind::Stack { frame }, .. }) = ctx {
-            let fr = &mut w.state.frames[frame as usize];
-            for s in fr.stack.iter_mut() {
-                if s.bytes.iter().any(|b| *b != Byte::Invalid) {
-                    *s = Slot {
-                        bytes: s.bytes.map(|b| if b == Byte::Invalid { Byte::Invalid } else { Byte::Misc }),
-                        spilled: None,
-                    };
-                }
-            }
-        }
+        // The callback's exit comes back to this call with the state after one more iteration
+        // (see `exit`); this path is the loop having ended after the iterations so far.
         Ok(())
     }
 
@@ -1378,7 +1414,7 @@ impl<'a> Checker<'a> {
                 if read {
                     for b in lo..hi {
                         let (slot, byte) = slot_of(b);
-                        if fr.stack[slot].bytes[byte] == Byte::Invalid {
+                        if fr.stack[slot].bytes[byte] == Byte::Invalid && !self.input.allow_uninit_stack {
                             return Err(err(
                                 pc,
                                 format!("invalid indirect read from stack R{rn} off {}+{} size {size}", p.off, b - lo),
@@ -1433,6 +1469,30 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Widens every scalar (register or spilled) of `new` that differs from the same one in `old`
+/// to unknown.
+fn widen(old: &State, new: &mut State) {
+    if old.frames.len() != new.frames.len() {
+        return;
+    }
+    for (o, n) in old.frames.iter().zip(new.frames.iter_mut()) {
+        for (ro, rn) in o.regs.iter().zip(n.regs.iter_mut()) {
+            if let (Reg::Scalar(a), Reg::Scalar(b)) = (ro, &rn)
+                && a != b
+            {
+                *rn = Reg::Scalar(Scalar::UNKNOWN);
+            }
+        }
+        for (so, sn) in o.stack.iter().zip(n.stack.iter_mut()) {
+            if let (Some(Reg::Scalar(a)), Some(Reg::Scalar(b))) = (so.spilled, sn.spilled)
+                && a != b
+            {
+                sn.spilled = Some(Reg::Scalar(Scalar::UNKNOWN.truncate(u32::from(sn.spill_len))));
+            }
+        }
+    }
+}
+
 /// Keeps the 64-bit knowledge of `orig` when a 32-bit comparison refined only the low half.
 fn merge32(orig: &Scalar, refined: Scalar, bits32: bool) -> Scalar {
     if !bits32 {
@@ -1454,13 +1514,14 @@ fn slot_of(off: i64) -> (usize, usize) {
     (slot, pos % 8)
 }
 
-fn read_stack(fr: &mut Frame, pc: usize, lo: i64, hi: i64, size: u32) -> Res<Reg> {
+fn read_stack(fr: &mut Frame, pc: usize, lo: i64, hi: i64, size: u32, allow_uninit: bool) -> Res<Reg> {
     let (slot, byte) = slot_of(lo);
     let s = fr.stack[slot];
-    if size == 8
-        && byte == 0
-        && hi - lo == 8
-        && let Some(r) = s.spilled
+    // A fill of exactly what was spilled gives the register back.
+    if let Some(r) = s.spilled
+        && byte == usize::from(s.spill_at)
+        && size == u32::from(s.spill_len)
+        && hi - lo == i64::from(size)
     {
         return Ok(r);
     }
@@ -1468,10 +1529,13 @@ fn read_stack(fr: &mut Frame, pc: usize, lo: i64, hi: i64, size: u32) -> Res<Reg
     for b in lo..hi {
         let (sl, by) = slot_of(b);
         match fr.stack[sl].bytes[by] {
-            Byte::Invalid => return Err(err(pc, format!("invalid read from stack off {}+{} size {size}", lo, b - lo))),
+            Byte::Invalid if !allow_uninit => {
+                return Err(err(pc, format!("invalid read from stack off {}+{} size {size}", lo, b - lo)));
+            }
+            Byte::Invalid => all_zero = false,
             Byte::Zero => {}
             Byte::Spill => {
-                // Part of a spilled scalar that is a known constant reads as that constant's bytes.
+                // Part of a spilled scalar that is a known zero reads as zero bytes.
                 all_zero &= matches!(fr.stack[sl].spilled, Some(Reg::Scalar(x)) if x.value() == Some(0));
             }
             Byte::Misc => all_zero = false,
@@ -1480,33 +1544,64 @@ fn read_stack(fr: &mut Frame, pc: usize, lo: i64, hi: i64, size: u32) -> Res<Reg
     if all_zero && hi - lo == i64::from(size) {
         return Ok(Reg::Scalar(Scalar::konst(0)));
     }
-    // A narrow read of a spilled known scalar.
+    // A narrower read inside a spilled known scalar.
     if let Some(Reg::Scalar(x)) = s.spilled
         && let Some(v) = x.value()
-        && (hi - lo) == i64::from(size)
-        && (byte as u32 + size) <= 8
+        && hi - lo == i64::from(size)
+        && byte >= usize::from(s.spill_at)
+        && byte as u32 + size <= u32::from(s.spill_at) + u32::from(s.spill_len)
     {
-        return Ok(Reg::Scalar(Scalar::konst(v >> (byte * 8)).truncate(size)));
+        let shift = (byte - usize::from(s.spill_at)) * 8;
+        return Ok(Reg::Scalar(Scalar::konst(v >> shift).truncate(size)));
     }
     Ok(Reg::Scalar(Scalar::of_size(size)))
+}
+
+/// Forgets the register spilled in `s`: its bytes become plain data (zero for a known zero).
+fn unspill(s: &mut Slot) {
+    if let Some(r) = s.spilled.take() {
+        let zero = matches!(r, Reg::Scalar(x) if x.value() == Some(0));
+        for b in s.bytes.iter_mut() {
+            if *b == Byte::Spill {
+                *b = if zero { Byte::Zero } else { Byte::Misc };
+            }
+        }
+        s.spill_at = 0;
+        s.spill_len = 0;
+    }
 }
 
 fn write_stack(fr: &mut Frame, lo: i64, hi: i64, size: u32, exact: bool, value: Reg, from_reg: bool) {
     let (slot, byte) = slot_of(lo);
     if exact && size == 8 && byte == 0 && hi - lo == 8 && (from_reg || matches!(value, Reg::Scalar(_))) {
-        fr.stack[slot] = Slot { bytes: [Byte::Spill; 8], spilled: Some(value) };
+        fr.stack[slot] = Slot { bytes: [Byte::Spill; 8], spilled: Some(value), spill_at: 0, spill_len: 8 };
+        return;
+    }
+    // A narrower aligned store of a scalar register is tracked too (the kernel keeps the
+    // register state of such spills).
+    if exact
+        && from_reg
+        && size < 8
+        && hi - lo == i64::from(size)
+        && byte % size as usize == 0
+        && let Reg::Scalar(x) = value
+    {
+        let s = &mut fr.stack[slot];
+        unspill(s);
+        for b in &mut s.bytes[byte..byte + size as usize] {
+            *b = Byte::Spill;
+        }
+        s.spilled = Some(Reg::Scalar(x.truncate(size)));
+        s.spill_at = byte as u8;
+        s.spill_len = size as u8;
         return;
     }
     let zero = exact && matches!(value, Reg::Scalar(s) if s.value() == Some(0));
     for b in lo..hi {
         let (sl, by) = slot_of(b);
         let s = &mut fr.stack[sl];
-        if s.spilled.is_some() {
-            // A partial overwrite destroys the spilled register: the rest is plain data.
-            let keep = s.spilled.is_some_and(|r| matches!(r, Reg::Scalar(x) if x.value() == Some(0)));
-            s.bytes = s.bytes.map(|_| if keep { Byte::Zero } else { Byte::Misc });
-            s.spilled = None;
-        }
+        // A partial overwrite destroys the spilled register: the rest is plain data.
+        unspill(s);
         s.bytes[by] = if !exact {
             // A variable-offset write: the byte may or may not have been written.
             if s.bytes[by] == Byte::Invalid { Byte::Invalid } else { Byte::Misc }
@@ -1515,10 +1610,6 @@ fn write_stack(fr: &mut Frame, lo: i64, hi: i64, size: u32, exact: bool, value: 
         } else {
             Byte::Misc
         };
-    }
-    if !exact {
-        // Variable-offset writes initialise nothing for sure, but the kernel (privileged) treats
-        // the written range as data; keep Invalid bytes Invalid so reads stay refused.
     }
 }
 

@@ -175,17 +175,25 @@ pub enum Byte {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Slot {
     pub bytes: [Byte; 8],
-    /// The register spilled here (an aligned 8-byte store of a register).
+    /// The register spilled here: an aligned 8-byte store of a register, or a narrower
+    /// aligned store of a scalar register (`spill_len` bytes from byte `spill_at`).
     pub spilled: Option<Reg>,
+    pub spill_at: u8,
+    pub spill_len: u8,
 }
 
 impl Slot {
-    pub const EMPTY: Slot = Slot { bytes: [Byte::Invalid; 8], spilled: None };
+    pub const EMPTY: Slot = Slot { bytes: [Byte::Invalid; 8], spilled: None, spill_at: 0, spill_len: 0 };
 
     fn contains(&self, new: &Slot, ids: &mut IdMap) -> bool {
         if let Some(old) = &self.spilled {
             return match &new.spilled {
-                Some(n) => old.contains(n, ids),
+                Some(n) => {
+                    self.spill_at == new.spill_at
+                        && self.spill_len == new.spill_len
+                        && old.contains(n, ids)
+                        && self.bytes.iter().zip(&new.bytes).all(|(o, n)| o == n || *o == Byte::Invalid)
+                }
                 // A scalar spill holds any data: misc or zero bytes written as data.
                 None => {
                     matches!(old, Reg::Scalar(s) if *s == Scalar::UNKNOWN)
