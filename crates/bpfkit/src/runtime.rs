@@ -745,6 +745,16 @@ impl Prog {
         if self.program.native().is_some() {
             return Ok(());
         }
+        if trust == crate::Trust::Verified
+            && let Some(e) = &self.verify_report.error
+        {
+            return Err(Error::Program {
+                program: self.name.clone(),
+                reason: format!(
+                    "the verifier refused it ({e}): the JIT runs only verified programs unless the caller vouches for it"
+                ),
+            });
+        }
         let code = match bpfkit_jit::jit(&self.program, &self.jit_options(), trust) {
             Ok(code) => code,
             Err(bpfkit_jit::CompileError::AlreadyCompiled) => return Ok(()),
@@ -943,6 +953,15 @@ impl Prog {
     /// Runs a `syscall` program with `ctx` as its context (read and written in place).
     pub fn run_raw(&self, w: &mut Worker, ctx: &mut [u8]) -> Result<u64, Error> {
         self.check_type(&[ProgType::Syscall], "with a raw context")?;
+        // The verifier let the program read this far into its context (no fixed layout): the
+        // caller must pass that much, as the kernel's test run requires (-EINVAL otherwise).
+        let need = self.verify_report.max_ctx_offset as usize;
+        if ctx.len() < need {
+            return Err(Error::Program {
+                program: self.name.clone(),
+                reason: format!("context of {} bytes, but the program reads up to byte {need} (EINVAL)", ctx.len()),
+            });
+        }
         w.env.ctx = CtxKind::Raw;
         let region = MemoryRegion::writable(RegionKind::Context, ctx);
         let a = region.addr();

@@ -159,8 +159,8 @@ enum MapCommand {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
-    /// The JIT for verified programs, the interpreter for the others. bpfkit's verifier is not
-    /// complete yet, so today this is the interpreter.
+    /// The JIT for programs bpfkit's verifier accepted (when this machine can run it and no
+    /// --branch-limit is asked), the interpreter for the others.
     Auto,
     /// The bounds-checked reference interpreter.
     Interp,
@@ -169,17 +169,19 @@ pub enum Backend {
 }
 
 /// Why an unverified program may not run in the JIT, for the user.
-pub const JIT_REFUSED: &str = "the JIT runs verified programs only, and bpfkit's verifier is not complete yet, \
-so this program has not been verified. It runs in the bounds-checked interpreter (--backend interp, \
-the default); to run it in the JIT anyway, vouch for it with --trust-unverified (the JIT does no \
-bounds checks: a faulty program can crash bpfkit)";
+pub const JIT_REFUSED: &str = "the JIT runs verified programs only, and this program has not been \
+verified (assembly run with --asm is not verified). It runs in the bounds-checked interpreter \
+(--backend interp); to run it in the JIT anyway, vouch for it with --trust-unverified (the JIT does \
+no bounds checks: a faulty program can crash bpfkit)";
 
-/// The runtime backend for a command line choice.
-pub fn resolve_backend(backend: Backend, trust: bool) -> Result<bpfkit::Backend> {
-    match (backend, trust) {
-        (Backend::Auto | Backend::Interp, _) => Ok(bpfkit::Backend::Interp),
-        (Backend::Jit, true) => Ok(bpfkit::Backend::Jit),
-        (Backend::Jit, false) => bail!("{JIT_REFUSED}"),
+/// The runtime backend for a command line choice, for programs the verifier accepted
+/// (`verified`) or not.
+pub fn resolve_backend(backend: Backend, trust: bool, verified: bool) -> Result<bpfkit::Backend> {
+    match backend {
+        Backend::Auto if verified && bpfkit_jit::available().is_ok() => Ok(bpfkit::Backend::Jit),
+        Backend::Auto | Backend::Interp => Ok(bpfkit::Backend::Interp),
+        Backend::Jit if verified || trust => Ok(bpfkit::Backend::Jit),
+        Backend::Jit => bail!("{JIT_REFUSED}"),
     }
 }
 
@@ -195,7 +197,7 @@ fn main() -> ExitCode {
                 asm,
                 args.mem.as_deref(),
                 args.mem_file.as_deref(),
-                resolve_backend(args.backend, args.trust_unverified),
+                resolve_backend(args.backend, args.trust_unverified, false),
                 args.branch_limit,
             ),
             (None, None) => Err(anyhow::anyhow!("give an object to run, or --asm FILE")),

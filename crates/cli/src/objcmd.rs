@@ -72,8 +72,8 @@ pub struct RunArgs {
     /// Execution backend.
     #[arg(long, value_enum, default_value_t = crate::Backend::Auto)]
     pub(crate) backend: crate::Backend,
-    /// Run unverified programs in the JIT anyway (you vouch for them: the JIT does no bounds
-    /// checks, and bpfkit's verifier is not complete yet).
+    /// Run programs bpfkit's verifier refuses anyway, in the interpreter or the JIT (you vouch
+    /// for them: the JIT does no bounds checks).
     #[arg(long)]
     pub(crate) trust_unverified: bool,
     /// Stop after this many taken backward jumps (unverified programs may loop forever).
@@ -82,10 +82,36 @@ pub struct RunArgs {
 }
 
 /// Opens an object in a runtime with one CPU slot per host CPU (per-CPU maps then have as many
-/// values as the kernel's would), and at least `workers`.
+/// values as the kernel's would), and at least `workers`. Every program is verified; programs
+/// the verifier refuses are loaded too (dumps show them), and [`verified`] tells whether they
+/// may run.
 pub fn open(path: &Path, workers: u32) -> Result<Object> {
     let host = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    Runtime::with_cpus(host.max(workers)).open(path).with_context(|| format!("loading {}", path.display()))
+    let rt = Runtime::with_cpus(host.max(workers));
+    rt.set_verify_mode(bpfkit::VerifyMode::Report);
+    rt.open(path).with_context(|| format!("loading {}", path.display()))
+}
+
+/// Whether the verifier accepted every program of `obj`. One it refused stops the command, with
+/// the verifier's log as the kernel would give it, unless the user vouches (`trust`).
+pub fn verified(obj: &Object, trust: bool) -> Result<bool> {
+    for p in obj.programs() {
+        if let Some(e) = &p.verify_report().error {
+            if trust {
+                eprintln!(
+                    "warning: program `{}` refused by the verifier ({e}); running it anyway (--trust-unverified)",
+                    p.name()
+                );
+                return Ok(false);
+            }
+            bail!(
+                "program `{}`: the verifier refuses it: {e}\n{}(run it anyway with --trust-unverified)",
+                p.name(),
+                p.verify_report().log
+            );
+        }
+    }
+    Ok(true)
 }
 
 /// The backend of `o`, with the object's programs compiled when it is the JIT.
@@ -93,9 +119,11 @@ pub fn prepare_backend(obj: &Object, o: &RunArgs) -> Result<bpfkit::Backend> {
     if o.branch_limit.is_some() && o.backend == crate::Backend::Jit {
         bail!("--branch-limit needs the interpreter: native code does not count jumps");
     }
-    let b = crate::resolve_backend(o.backend, o.trust_unverified)?;
+    let verified = verified(obj, o.trust_unverified)?;
+    let backend = if o.branch_limit.is_some() { crate::Backend::Interp } else { o.backend };
+    let b = crate::resolve_backend(backend, o.trust_unverified, verified)?;
     if b == bpfkit::Backend::Jit {
-        obj.jit(bpfkit::Trust::CallerVouches)?;
+        obj.jit(if verified { bpfkit::Trust::Verified } else { bpfkit::Trust::CallerVouches })?;
     }
     Ok(b)
 }
@@ -954,9 +982,10 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         map_init(&obj, init)?;
     }
     let prog = pick(&obj, a.prog.as_deref())?;
-    let backend = crate::resolve_backend(a.backend, a.trust_unverified)?;
+    let verified = verified(&obj, a.trust_unverified)?;
+    let backend = crate::resolve_backend(a.backend, a.trust_unverified, verified)?;
     if backend == bpfkit::Backend::Jit {
-        obj.jit(bpfkit::Trust::CallerVouches)?;
+        obj.jit(if verified { bpfkit::Trust::Verified } else { bpfkit::Trust::CallerVouches })?;
     }
     let mut w = Worker::new(obj.runtime(), 0);
     w.set_backend(backend);

@@ -43,9 +43,11 @@ pub fn available() -> Result<(), JitError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trust {
     /// The caller vouches that the program is safe (tests, benchmarks, and users who say so
-    /// explicitly). bpfkit's verifier is not complete yet; when it is, a proof of verification
-    /// will be the other way in.
+    /// explicitly).
     CallerVouches,
+    /// bpfkit's verifier accepted the program (the runtime checks its report before it asks
+    /// for this).
+    Verified,
 }
 
 /// How to compile.
