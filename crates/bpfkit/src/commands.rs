@@ -164,9 +164,16 @@ impl Runtime {
         let mut owners = Vec::new();
         for m in table.iter() {
             if m.map_type() == bpfkit_maps::MapType::InsnArray {
-                let owner = m
-                    .bind_insn_array(load.insns.len(), &|i| tails.contains(&i))
-                    .map_err(|e| err(format!("insn array map {}: {e}", m.id())))?;
+                let owner = m.bind_insn_array(load.insns.len(), &|i| tails.contains(&i)).map_err(|e| {
+                    // Name the table by its map and the instruction that loads it, if any.
+                    let user = lds
+                        .iter()
+                        .filter(|(_, r)| matches!(r, crate::verify::LdRef::Map(x) | crate::verify::LdRef::Value(x, _) if Arc::ptr_eq(x, m)))
+                        .map(|(pc, _)| *pc)
+                        .min();
+                    let by = user.map_or_else(|| "bound through fd_array".to_string(), |pc| format!("loaded by insn {pc}"));
+                    err(format!("insn array map {} `{}` ({by}): {e}", m.id(), m.spec().name))
+                })?;
                 owners.push(owner);
             }
         }
@@ -212,6 +219,12 @@ impl Runtime {
         }
         let load = ProgLoad { name: name.to_string(), prog_type, insns: a.insns, fd_array: fd_array.clone() };
         Ok((self.prog_load(load)?, fd_array))
+    }
+
+    /// Closes a program's id (`close(prog_fd)`): once nobody holds the program any more, its
+    /// instruction arrays are released and may be bound to another program.
+    pub fn prog_close(&self, fd: ProgFd) -> Result<(), Error> {
+        self.registry().remove_prog(fd.0).map(|_| ()).ok_or(Error::BadFd { what: "program", id: fd.0 })
     }
 
     /// The program behind `fd`.

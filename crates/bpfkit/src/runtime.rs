@@ -32,6 +32,9 @@ impl MapRegistry {
     pub(crate) fn add_prog(&self, id: u32, p: Arc<Prog>) {
         self.progs.write().expect("map registry lock").insert(id, p);
     }
+    pub(crate) fn remove_prog(&self, id: u32) -> Option<Arc<Prog>> {
+        self.progs.write().expect("map registry lock").remove(&id)
+    }
     pub(crate) fn prog_by_id(&self, id: u32) -> Option<Arc<Prog>> {
         self.progs.read().expect("map registry lock").get(&id).cloned()
     }

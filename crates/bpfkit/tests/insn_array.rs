@@ -108,3 +108,58 @@ fn table_offsets_are_checked_at_load() {
         assert!(e.contains("insn 0") && e.contains("multiple of 8"), "offset {off1}: {e}");
     }
 }
+
+/// kernel-spec §3.8 `check-ldimm64-off-gotox`: `r1 = jt + off1; r1 += off2; r1 = *r1; gotox r1`
+/// over a 6-entry table. Every `off1 + off2` that is a multiple of 8 below 48 loads and returns
+/// `(off1 + off2) / 8` in both backends; the kernel's refused pairs are refused.
+#[test]
+fn ldimm64_offsets_and_gotox_sweep() {
+    let rt = Runtime::new();
+    let jt = rt.map_create(MapSpec::new(MapType::InsnArray, 4, 16, 6)).unwrap();
+    for (i, orig) in [5u32, 7, 9, 11, 13, 15].into_iter().enumerate() {
+        rt.map_update_elem(jt, &(i as u32).to_ne_bytes(), &entry(orig), 0).unwrap();
+    }
+    rt.map_freeze(jt).unwrap();
+    let load = |off1, off2| {
+        rt.prog_load(ProgLoad {
+            name: "sweep".into(),
+            prog_type: ProgType::Syscall,
+            insns: gotox_program(off1, off2),
+            fd_array: vec![jt],
+        })
+    };
+    let jit = bpfkit_jit::available().is_ok();
+    let mut accepted = 0;
+    for off1 in (0..48).step_by(8) {
+        for off2 in (0..48 - off1).step_by(8) {
+            let fd = load(off1, off2).unwrap_or_else(|e| panic!("({off1}, {off2}): {e}"));
+            let p = rt.prog_by_fd(fd).unwrap();
+            let mut w = bpfkit::Worker::new(&rt, 0);
+            assert_eq!(p.run_raw(&mut w, &mut [0u8; 8]).unwrap(), ((off1 + off2) / 8) as u64, "({off1}, {off2})");
+            if jit {
+                p.jit(bpfkit::Trust::Verified).unwrap();
+                w.set_backend(bpfkit::Backend::Jit);
+                assert_eq!(
+                    p.run_raw(&mut w, &mut [0u8; 8]).unwrap(),
+                    ((off1 + off2) / 8) as u64,
+                    "JIT ({off1}, {off2})"
+                );
+            }
+            accepted += 1;
+            drop(p);
+            // The map has one owner at a time: release it for the next load.
+            rt.prog_close(fd).unwrap();
+        }
+    }
+    assert_eq!(accepted, 21);
+    for (off1, off2) in [(24, 24), (56, 0), (0, 56), (3, 3), (7, 0), (0, 7)] {
+        let e = load(off1, off2).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            e.contains("outside of jump table")
+                || e.contains("invalid access to map value")
+                || e.contains("multiple of 8")
+                || e.contains("misaligned"),
+            "({off1}, {off2}): {e}"
+        );
+    }
+}

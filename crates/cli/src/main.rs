@@ -284,6 +284,10 @@ fn cmd_run(
     backend: Result<bpfkit::Backend>,
     limit: Option<u64>,
 ) -> Result<()> {
+    let text = String::from_utf8(read_input(asm)?).with_context(|| format!("{} is not UTF-8 text", asm.display()))?;
+    if text.lines().any(|l| l.trim_start().starts_with(".jumptable")) {
+        return run_asm_with_tables(asm, &text, mem, mem_file, backend, limit);
+    }
     let backend = backend?;
     let slots = assemble_file(asm)?;
     let mut memory = match (mem, mem_file) {
@@ -303,6 +307,48 @@ fn cmd_run(
     }
     let r0 = vm.run_mem(&mut memory)?;
     println!("{r0:#x}");
+    Ok(())
+}
+
+/// `run --asm` of a program with jump tables: the tables become instruction arrays, so the
+/// program loads through the runtime (verified, as a `syscall` program whose context is the
+/// memory: `r1` points at it, `r2` is not set) with bpfkit's helpers.
+fn run_asm_with_tables(
+    asm: &Path,
+    text: &str,
+    mem: Option<&str>,
+    mem_file: Option<&Path>,
+    backend: Result<bpfkit::Backend>,
+    limit: Option<u64>,
+) -> Result<()> {
+    if limit.is_some() {
+        bail!("--branch-limit is not available for programs with jump tables (they are verified, so they end)");
+    }
+    let mut memory = match (mem, mem_file) {
+        (Some(h), _) => hexfmt::parse(h)?,
+        (None, Some(f)) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        (None, None) => Vec::new(),
+    };
+    let rt = bpfkit::Runtime::with_cpus(1);
+    let name = asm.file_stem().map_or("asm".into(), |s| s.to_string_lossy().into_owned());
+    let (fd, _) = rt.prog_load_asm(&name, bpfkit_object::ProgType::Syscall, text).map_err(|e| match e {
+        bpfkit::Error::Verify { program, error, log } => {
+            anyhow::anyhow!("program `{program}`: verifier: {error}\n{log}")
+        }
+        e => e.into(),
+    })?;
+    let prog = rt.prog_by_fd(fd)?;
+    // Verified: `auto` may pick the JIT; `jit` needs no vouching.
+    let b = match backend {
+        Ok(b) => b,
+        Err(_) => bpfkit::Backend::Jit,
+    };
+    let mut w = bpfkit::Worker::new(&rt, 0);
+    if b == bpfkit::Backend::Jit {
+        prog.jit(bpfkit::Trust::Verified)?;
+        w.set_backend(b);
+    }
+    println!("{:#x}", prog.run_raw(&mut w, &mut memory)?);
     Ok(())
 }
 

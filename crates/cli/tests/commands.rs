@@ -124,3 +124,24 @@ fn prog_list_names_types_and_what_is_unsupported() {
     assert!(text.contains("sock_filter") && text.contains("socket_filter"), "{text}");
     assert!(text.contains("tc_classify") && text.contains("sched_cls"), "{text}");
 }
+
+#[test]
+fn asm_with_a_jump_table_runs_verified_in_both_backends() {
+    let prog = root().join("examples/jump-table.s");
+    for (sel, want) in [("00", "0x1e\n"), ("01", "0xa\n"), ("02", "0x14\n"), ("07", "0x0\n")] {
+        let mem = format!("{sel} 00 00 00 00 00 00 00");
+        for backend in ["interp", "jit"] {
+            let o = bpfkit(&["run", "--asm", prog.to_str().unwrap(), "--mem", &mem, "--backend", backend]);
+            assert!(o.status.success(), "{backend}: {}", stderr(&o));
+            assert_eq!(stdout(&o), want, "selector {sel} in {backend}");
+        }
+    }
+    // Without the bounds check the verifier refuses it, in the kernel's words.
+    let text = std::fs::read_to_string(&prog).unwrap().replace("if r1 > 2 goto out\n", "");
+    let bad = std::env::temp_dir().join(format!("bpfkit-jt-{}.s", std::process::id()));
+    std::fs::write(&bad, text).unwrap();
+    let o = bpfkit(&["run", "--asm", bad.to_str().unwrap(), "--mem", "00 00 00 00 00 00 00 00"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unbounded memory access"), "{}", stderr(&o));
+    let _ = std::fs::remove_file(bad);
+}
