@@ -166,10 +166,21 @@ fn name_of(n: &std::ffi::OsStr) -> String {
 /// ".rodata", ...) are initialised before the load (their one value, key "00000000", replaces
 /// the section's contents), every other map after it.
 pub fn load(object: &Path, init: Option<&MapDump>) -> anyhow::Result<Loaded> {
+    load_with(object, init, 0).map(|(l, _)| l)
+}
+
+/// [`load`] with the kernel verifier's `log_level` set on every program (4 = `BPF_LOG_STATS`:
+/// processed instructions and verification time); returns libbpf's log with the verifier's.
+pub fn load_with(object: &Path, init: Option<&MapDump>, log_level: u32) -> anyhow::Result<(Loaded, String)> {
     libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, libbpf_print)));
     let _ = take_log();
     let mut builder = ObjectBuilder::default();
     let mut open = builder.open_file(object).with_context(|| format!("opening {}", object.display()))?;
+    if log_level != 0 {
+        for mut p in open.progs_mut() {
+            p.set_log_level(log_level);
+        }
+    }
     if let Some(init) = init {
         for mut map in open.maps_mut() {
             let display = display_name(&name_of(map.name()));
@@ -195,15 +206,21 @@ pub fn load(object: &Path, init: Option<&MapDump>) -> anyhow::Result<Loaded> {
         let log = take_log();
         anyhow::anyhow!("loading {} failed: {e}\n{log}", object.display())
     })?;
-    let warnings = take_log();
-    if !warnings.is_empty() && std::env::var_os("KERNEL_RUN_QUIET").is_none() {
+    let warnings = if log_level == 0 {
+        take_log()
+    } else {
+        // The verifier's logs of loaded programs come at debug level.
+        let log = LIBBPF_LOG.lock().map(|mut log| std::mem::take(&mut *log)).unwrap_or_default();
+        log.into_iter().map(|(_, m)| m).collect()
+    };
+    if !warnings.is_empty() && std::env::var_os("KERNEL_RUN_QUIET").is_none() && log_level == 0 {
         eprint!("{warnings}");
     }
     let loaded = Loaded { obj };
     if let Some(init) = init {
         loaded.apply_init(init)?;
     }
-    Ok(loaded)
+    Ok((loaded, warnings))
 }
 
 impl Loaded {

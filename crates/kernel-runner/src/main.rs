@@ -54,6 +54,10 @@ struct Args {
     /// Load the object and print its programs and maps instead of running anything.
     #[arg(long)]
     describe: bool,
+    /// Load the object with the kernel verifier's statistics (log level 4) and print, per
+    /// program, the kernel's "processed N insns" and "verification time" lines; runs nothing.
+    #[arg(long)]
+    verifier_stats: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +70,19 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     bpfkit_kernel_runner::pin_to_cpu(args.cpu).with_context(|| format!("pinning to CPU {}", args.cpu))?;
+    if args.verifier_stats {
+        let (_, log) = bpfkit_kernel_runner::load_with(&args.object, init.as_ref(), 4)?;
+        for line in log.lines() {
+            if line.contains("BEGIN PROG LOAD LOG")
+                || line.contains("processed ")
+                || line.contains("verification time")
+                || line.contains("stack depth")
+            {
+                println!("{}", line.trim_start_matches("libbpf: "));
+            }
+        }
+        return Ok(());
+    }
     let loaded = load(&args.object, init.as_ref())?;
 
     if args.describe {

@@ -1,7 +1,7 @@
 //! The verifier's inputs and its report.
 
 use crate::check::Checker;
-use bpfkit_isa::{CallTarget, Insn, LdImmSrc, RawInsn};
+use bpfkit_isa::{AluOp, CallTarget, Insn, LdImmSrc, RawInsn};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
@@ -196,7 +196,8 @@ pub fn verify(input: &Input<'_>) -> VerifyReport {
                 }
             }
         }
-        let mut c = Checker::new(input, subs, prune)?;
+        let live = liveness(&decoded, &cfg);
+        let mut c = Checker::new(input, subs, prune, live)?;
         let r = c.run();
         Ok::<_, VerifyError>((c, r))
     })();
@@ -219,4 +220,64 @@ pub fn verify(input: &Input<'_>) -> VerifyReport {
         log.push_str(&format!("stack depth {max_stack}\n"));
     }
     VerifyReport { error, processed, total_states, peak_states, max_stack, max_ctx_offset, duration, log }
+}
+
+/// The registers each instruction's continuation (in its function) may read before writing
+/// them: a backward data-flow over the CFG. Pruning ignores the others, as the kernel's
+/// liveness marks do.
+fn liveness(insns: &[Option<Insn>], cfg: &crate::cfg::Cfg) -> Vec<[bool; 11]> {
+    use bpfkit_isa::{AtomicOp, Operand};
+    let n = insns.len();
+    let bit = |r: bpfkit_isa::Reg| 1u16 << r.index();
+    let args: u16 = 0b11_1110; // r1-r5
+    let scratch: u16 = 0b11_1111; // r0-r5
+    // (uses, defs) of each instruction.
+    let ud: Vec<(u16, u16)> = insns
+        .iter()
+        .map(|i| {
+            let Some(i) = i else { return (0, 0) };
+            let op = |o: &Operand| if let Operand::Reg(r) = o { bit(*r) } else { 0 };
+            match *i {
+                Insn::Alu { op: AluOp::Mov | AluOp::MovSx8 | AluOp::MovSx16 | AluOp::MovSx32, dst, src, .. } => {
+                    (op(&src), bit(dst))
+                }
+                Insn::Alu { dst, src, .. } => (bit(dst) | op(&src), bit(dst)),
+                Insn::Neg { dst, .. } | Insn::Endian { dst, .. } => (bit(dst), bit(dst)),
+                Insn::LdImm64 { dst, .. } => (0, bit(dst)),
+                Insn::LdAbs { .. } => (1 << 6, scratch),
+                Insn::LdInd { src, .. } => ((1 << 6) | bit(src), scratch),
+                Insn::Load { dst, src, .. } => (bit(src), bit(dst)),
+                Insn::Store { dst, src, .. } => (bit(dst) | op(&src), 0),
+                Insn::Atomic { op: AtomicOp::LoadAcquire, dst, src, .. } => (bit(src), bit(dst)),
+                Insn::Atomic { op: AtomicOp::StoreRelease, dst, src, .. } => (bit(dst) | bit(src), 0),
+                Insn::Atomic { op: AtomicOp::Cmpxchg, dst, src, .. } => (bit(dst) | bit(src) | 1, 1),
+                Insn::Atomic { dst, src, .. } => (bit(dst) | bit(src), bit(src)),
+                Insn::JmpCond { dst, src, .. } => (bit(dst) | op(&src), 0),
+                Insn::GotoX { reg } | Insn::CallX { reg } => {
+                    (bit(reg) | args, if matches!(i, Insn::CallX { .. }) { scratch } else { 0 })
+                }
+                Insn::Call(_) => (args, scratch),
+                Insn::Exit => (1, 0),
+                Insn::Ja { .. } | Insn::StaticBranch { .. } | Insn::MayGoto { .. } => (0, 0),
+            }
+        })
+        .collect();
+    let mut live = vec![0u16; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for pc in (0..n).rev() {
+            if insns[pc].is_none() {
+                continue;
+            }
+            let out = cfg.successors(pc).iter().fold(0u16, |acc, e| acc | live.get(e.to).copied().unwrap_or(0));
+            let (uses, defs) = ud[pc];
+            let inn = uses | (out & !defs);
+            if inn != live[pc] {
+                live[pc] = inn;
+                changed = true;
+            }
+        }
+    }
+    live.into_iter().map(|m| std::array::from_fn(|r| r == 10 || m & (1 << r) != 0)).collect()
 }

@@ -56,6 +56,8 @@ pub(crate) struct Checker<'a> {
     input: &'a Input<'a>,
     insns: Vec<Option<Insn>>,
     prune_points: Vec<bool>,
+    /// Registers read later in their function, per instruction.
+    live: Vec<[bool; 11]>,
     subprogs: Vec<usize>,
     visited: Vec<Visited>,
     visited_at: HashMap<usize, Vec<usize>>,
@@ -124,7 +126,12 @@ fn tnum_str(s: &Scalar) -> String {
 }
 
 impl<'a> Checker<'a> {
-    pub(crate) fn new(input: &'a Input<'a>, subprogs: Vec<usize>, prune_points: Vec<bool>) -> Res<Checker<'a>> {
+    pub(crate) fn new(
+        input: &'a Input<'a>,
+        subprogs: Vec<usize>,
+        prune_points: Vec<bool>,
+        live: Vec<[bool; 11]>,
+    ) -> Res<Checker<'a>> {
         let n = input.insns.len();
         let mut insns = vec![None; n];
         let mut pc = 0;
@@ -137,6 +144,7 @@ impl<'a> Checker<'a> {
             input,
             insns,
             prune_points,
+            live,
             subprogs,
             visited: Vec::new(),
             visited_at: HashMap::new(),
@@ -240,7 +248,7 @@ impl<'a> Checker<'a> {
             for &i in list {
                 let v = &self.visited[i];
                 if v.branches == 0 {
-                    if v.state.contains(&w.state, None) {
+                    if v.state.contains(&w.state, Some(&self.live[pc])) {
                         return Ok(true);
                     }
                 } else if is_loop_call || in_callback || is_may_goto && v.state.may_goto_depth != w.state.may_goto_depth
