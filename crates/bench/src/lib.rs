@@ -15,6 +15,8 @@
 //! - [`engine`]: one module per engine, each running a workload through a [`engine::Runner`].
 //! - [`report`]: the final table (ns per run or per packet, ratios, geometric means) and its
 //!   JSON form.
+//! - [`switch`]: the switch workloads (a bytecode interpreter in BPF C with 32 and 256 opcodes,
+//!   built with jump tables and with compare chains) on bpfkit and natively, and their table.
 //!
 //! Every engine's results are compared with the bpfkit interpreter's (the reference semantics)
 //! before it is timed, so the benchmark cannot measure a broken engine.
@@ -22,6 +24,7 @@
 
 pub mod engine;
 pub mod report;
+pub mod switch;
 pub mod workload;
 
 pub use engine::{Engine, Results, Runner};

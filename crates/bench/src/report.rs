@@ -254,7 +254,7 @@ fn column_key(a: Engine, b: Engine) -> String {
     if b == Engine::Native { a.key().to_string() } else { b.key().to_string() }
 }
 
-fn format_ns(ns: f64) -> String {
+pub(crate) fn format_ns(ns: f64) -> String {
     if ns >= 100.0 {
         format!("{ns:.0}")
     } else if ns >= 10.0 {
@@ -264,7 +264,7 @@ fn format_ns(ns: f64) -> String {
     }
 }
 
-fn format_ratio(r: f64) -> String {
+pub(crate) fn format_ratio(r: f64) -> String {
     if r >= 100.0 {
         format!("{r:.0}x")
     } else if r >= 10.0 {
@@ -275,7 +275,7 @@ fn format_ratio(r: f64) -> String {
 }
 
 /// CPU model and logical CPUs, for the record.
-fn machine() -> serde_json::Value {
+pub(crate) fn machine() -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
         s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string())
     });

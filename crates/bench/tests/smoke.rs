@@ -119,3 +119,90 @@ fn packet_workloads_have_native_builds() {
         assert!(bpfkit_bench::engine::native::has_native_build(p.name), "{}", p.name);
     }
 }
+
+/// The switch workloads: both BPF builds load, pass bpfkit's verifier and have the intended
+/// dispatch (the jump-table build's programs hold `gotox` and own a jump table, the if-else
+/// build's neither), and on
+/// every engine every switch workload computes the Rust model's results, which are also the
+/// native builds'. Without clang-22 at build time there are no BPF objects: the native builds
+/// are still checked, and the rest is skipped with a message.
+mod switch {
+    use bpfkit_bench::switch::{
+        Build, CHECK_RUNS, Machine, SwitchEngine, SwitchWorkload, TIMED_SEED, build_shape, model, model_results,
+        skipped,
+    };
+    use bpfkit_bench::{BenchError, engine::native};
+
+    #[test]
+    fn native_builds_match_the_model() {
+        for m in Machine::ALL {
+            for b in Build::ALL {
+                for (seed, start) in CHECK_RUNS {
+                    let got = native::switch_vm(m, b, seed, start);
+                    assert_eq!(got, model(m, seed, start), "native {b:?} {}({seed:#x}, {start})", m.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bpf_builds_have_their_dispatch() {
+        if let Some(reason) = skipped() {
+            eprintln!("SKIPPED: switch workloads: {reason}");
+            return;
+        }
+        for m in Machine::ALL {
+            let jt = build_shape(m, Build::JumpTable).expect("the jump-table build loads");
+            assert!(jt.gotox >= 1 && jt.jump_tables >= 1, "{}: jump-table build: {jt:?}", m.name());
+            let ifelse = build_shape(m, Build::IfElse).expect("the if-else build loads");
+            assert_eq!((ifelse.gotox, ifelse.jump_tables), (0, 0), "{}: if-else build: {ifelse:?}", m.name());
+            // bpfkit's verifier accepts both (the loop converges: it is not unrolled).
+            for (b, s) in [("jump-table", &jt), ("if-else", &ifelse)] {
+                assert_eq!(s.verifier.error, None, "{}: {b} build refused", m.name());
+                assert!(s.verifier.processed > 0 && s.verifier.processed < 100_000, "{}: {b}: {s:?}", m.name());
+            }
+        }
+    }
+
+    fn check_engines(w: SwitchWorkload) {
+        let want = model_results(w.machine);
+        let mut ran = Vec::new();
+        for e in SwitchEngine::ALL {
+            let outcome = e.with_runner(w, |r| Ok::<_, BenchError>((r.results()?, r.iterate(), r.iterate())));
+            match outcome {
+                Err(BenchError::NotApplicable { reason, .. }) => {
+                    eprintln!("SKIPPED: {} on {}: {reason}", e.label(), w.name());
+                    assert!(matches!(e, SwitchEngine::Interp(_) | SwitchEngine::Jit(_)));
+                }
+                Err(err) | Ok(Err(err)) => panic!("{err}"),
+                Ok(Ok((got, first, second))) => {
+                    assert_eq!(got, want, "{} on {}", e.label(), w.name());
+                    // The first two timed runs: the first and second windows of opcodes.
+                    let timed =
+                        [model(w.machine, TIMED_SEED, w.start(0)).0, model(w.machine, TIMED_SEED, w.start(1)).0];
+                    assert_eq!([first, second], timed, "{} on {}: timed runs", e.label(), w.name());
+                    ran.push(e);
+                }
+            }
+        }
+        let all_bpf = skipped().is_none();
+        assert_eq!(
+            ran.len(),
+            if !all_bpf {
+                2
+            } else if cfg!(feature = "jit") {
+                6
+            } else {
+                4
+            },
+            "{ran:?}"
+        );
+    }
+
+    #[test]
+    fn switch_workloads() {
+        for w in SwitchWorkload::ALL {
+            check_engines(w);
+        }
+    }
+}

@@ -12,13 +12,18 @@
 //!   `<linux/bpf.h>` is parsed and declares it again with 64-bit `data`/`data_end`/`data_meta`,
 //!   so `(void *)(long)ctx->data` is a real pointer ([`XdpMd`] is that layout).
 //!
-//! A native program's maps and global variables are process globals: each program can be
+//! - The switch VM (`bpf/switch_vm.bpf.c`, [`crate::switch`]): the BPF C through the wrappers
+//!   `native/programs/switch_vm_jt.c` (`cc -O2`: a jump table) and `switch_vm_nojt.c`
+//!   (`cc -O2 -fno-jump-tables`: compares); no state, so no limit on uses ([`switch_vm`]).
+//!
+//! A native packet program's maps and global variables are process globals: each program can be
 //! prepared once per process ([`BenchError::NativeStateUsed`] otherwise), so that its results are
 //! always those of its initial state, like the other engines'.
 #![allow(unsafe_code)]
 
 use super::{Engine, MapEntries, Results, Runner};
 use crate::BenchError;
+use crate::switch::{Build, Machine};
 use crate::workload::{ALU_ITERATIONS, PacketWorkload, Synthetic};
 use std::ffi::{CString, c_char, c_int, c_long, c_void};
 use std::hint::black_box;
@@ -34,6 +39,32 @@ pub struct XdpMd {
     pub ingress_ifindex: u32,
     pub rx_queue_index: u32,
     pub egress_ifindex: u32,
+}
+
+/// `struct vm_ctx` of `bpf/switch_vm.bpf.c`: the switch VM's context.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VmCtx {
+    pub seed: u64,
+    pub start: u64,
+    pub result: u64,
+}
+
+/// One run of the natively compiled switch VM from `seed` at opcode `start`: (`ctx->result`,
+/// the return value).
+pub fn switch_vm(machine: Machine, build: Build, seed: u64, start: u64) -> (u64, i32) {
+    let run: unsafe extern "C" fn(*mut VmCtx) -> c_int = match (machine, build) {
+        (Machine::Ops32, Build::JumpTable) => bpfkit_native_switch_vm_32_jt,
+        (Machine::Ops256, Build::JumpTable) => bpfkit_native_switch_vm_256_jt,
+        (Machine::Ops32, Build::IfElse) => bpfkit_native_switch_vm_32_nojt,
+        (Machine::Ops256, Build::IfElse) => bpfkit_native_switch_vm_256_nojt,
+    };
+    let mut ctx = VmCtx { seed: black_box(seed), start: black_box(start), result: 0 };
+    // SAFETY: the function reads `ctx->seed`, `ctx->start` and its own constant bytecode
+    // (every index masked to its length), writes `ctx->result`, and touches nothing else;
+    // `ctx` outlives the call.
+    let ret = unsafe { run(&mut ctx) };
+    (ctx.result, ret)
 }
 
 type RunFn = unsafe extern "C" fn(*mut XdpMd) -> c_int;
@@ -58,6 +89,11 @@ unsafe extern "C" {
     fn bpfkit_native_map_globals_xdp(name: *const c_char) -> *mut NativeMapState;
     fn bpfkit_native_run_lpm_xdp(ctx: *mut XdpMd) -> c_int;
     fn bpfkit_native_map_lpm_xdp(name: *const c_char) -> *mut NativeMapState;
+
+    fn bpfkit_native_switch_vm_32_jt(ctx: *mut VmCtx) -> c_int;
+    fn bpfkit_native_switch_vm_256_jt(ctx: *mut VmCtx) -> c_int;
+    fn bpfkit_native_switch_vm_32_nojt(ctx: *mut VmCtx) -> c_int;
+    fn bpfkit_native_switch_vm_256_nojt(ctx: *mut VmCtx) -> c_int;
 
     fn bpfkit_native_map_update(
         map: *mut NativeMapState,
