@@ -188,9 +188,75 @@ impl Runtime {
             &lds,
         )?;
         prog.set_insn_arrays(owners)?;
+        self.bind_static_keys(&prog, &load.insns).map_err(err)?;
         let fd = ProgFd(prog.id());
         self.registry().add_prog(fd.0, Arc::new(prog));
         Ok(fd)
+    }
+
+    /// The static-key maps among `prog`'s instruction arrays become keys (bpfkit-decisions D3):
+    /// every entry must be a static branch, and every static branch of the program must be in
+    /// exactly one key.
+    fn bind_static_keys(&self, prog: &Prog, orig: &[RawInsn]) -> Result<(), String> {
+        let branches: std::collections::BTreeMap<usize, bool> = (0..orig.len())
+            .filter_map(|pc| match Insn::decode(orig, pc) {
+                Ok(Insn::StaticBranch { inverse, .. }) if !(pc > 0 && orig[pc - 1].code == LDDW) => Some((pc, inverse)),
+                _ => None,
+            })
+            .collect();
+        let mut owner: std::collections::BTreeMap<usize, u32> = std::collections::BTreeMap::new();
+        let mut keys = Vec::new();
+        for m in prog.insn_arrays() {
+            if m.spec().map_extra & bpfkit_maps::flags::BPF_F_STATIC_KEY == 0 {
+                continue;
+            }
+            let mut sites = Vec::new();
+            for [orig_off, xlated, _] in m.insn_array_entries().unwrap_or_default() {
+                let pc = orig_off as usize;
+                let Some(&inverse) = branches.get(&pc) else {
+                    return Err(format!("static key map {}: entry insn {pc} is not a static branch", m.id()));
+                };
+                if let Some(other) = owner.insert(pc, m.id()) {
+                    return Err(format!("insn {pc}: static branch in key maps {other} and {}", m.id()));
+                }
+                sites.push((xlated as usize, inverse));
+            }
+            keys.push((m, sites));
+        }
+        if let Some(pc) = branches.keys().find(|pc| !owner.contains_key(pc)) {
+            return Err(format!("insn {pc}: static branch that belongs to no static key map"));
+        }
+        for (m, sites) in keys {
+            let on = m.spec().map_extra & bpfkit_maps::flags::BPF_F_STATIC_KEY_ON != 0;
+            let key = Arc::new(crate::StaticKey::new(&m.spec().name, on, Arc::clone(self.flip_lock())));
+            key.add_instance(prog.interp_program(), prog.gate(), sites, Arc::clone(&m));
+            self.keys().insert(MapTable::token(&m), key);
+        }
+        Ok(())
+    }
+
+    /// `BPF_STATIC_KEY_UPDATE {map_fd, on}` (bpfkit-decisions D3): turns the key map's sites on
+    /// or off in its program; returns when every site is in the new state.
+    pub fn static_key_update(&self, fd: MapFd, on: u32) -> Result<(), Error> {
+        let m = self.map_by_fd(fd)?;
+        let einval = |reason: &str| Error::MapCommand { id: fd.0, errno: -22, reason: reason.to_string() };
+        if on > 1 {
+            return Err(einval("`on` must be 0 or 1"));
+        }
+        if m.map_type() != bpfkit_maps::MapType::InsnArray
+            || m.spec().map_extra & bpfkit_maps::flags::BPF_F_STATIC_KEY == 0
+        {
+            return Err(einval("not a static key map (an insn_array with BPF_F_STATIC_KEY)"));
+        }
+        let key = self.keys().get(&MapTable::token(&m)).cloned();
+        let Some(key) = key else {
+            return Err(Error::MapCommand {
+                id: fd.0,
+                errno: -16,
+                reason: "the key is not bound to a loaded program yet".into(),
+            });
+        };
+        key.set_instance(&m, on == 1)
     }
 
     /// Loads a program written in assembly (`bpfkit_isa::asm`), with its jump tables: each

@@ -20,11 +20,13 @@ pub mod helpers;
 pub mod printf;
 mod regions;
 pub mod runtime;
+pub mod static_keys;
 mod verify;
 
 pub use commands::{MapFd, ProgFd, ProgLoad};
 pub use env::{Clock, MonotonicClock, SteppedClock};
 pub use runtime::{Object, Prog, Runtime, SkbMeta, Worker, XdpOutcome, XdpPacket};
+pub use static_keys::StaticKey;
 
 /// What can go wrong loading or running.
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 
 use crate::context::{self, SK_BUFF_SIZE, XDP_MD_SIZE, skb_off, skb_shadow, xdp_geometry as geo, xdp_shadow};
 use crate::env::{Clock, CtxKind, MapTable, MonotonicClock, RunEnv};
+use crate::static_keys::{Gate, StaticKey};
 use crate::{Error, helpers};
 use bpfkit_interp::{CtxField, HelperCtx, HelperError, Helpers, MemoryRegion, Program, RegionKind, RunError, Vm};
 use bpfkit_isa::opcode::{BPF_PSEUDO_KFUNC_CALL, LDDW};
@@ -10,7 +11,7 @@ use bpfkit_maps::{Map, MapSpec, MapType};
 use bpfkit_object::{Extern, MapDef, MapInit, MapOrigin, ObjectFile, ProgType, RelocTarget};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Every map the runtime created, by token, so that helpers can reach inner maps of
 /// map-in-maps that are not named by the program.
@@ -78,6 +79,11 @@ struct Inner {
     /// The jiffies counter inlined `bpf_jiffies64` calls read (one `u64`, refreshed before each
     /// run of a program that reads it).
     jiffies: Arc<Map>,
+    /// Static keys by the token of each of their maps (the handle `&key` programs load, and
+    /// every per-program key map).
+    keys: Arc<Mutex<HashMap<u64, Arc<StaticKey>>>>,
+    /// Serialises key flips with JIT compilation (see `static_keys.rs`).
+    flip_lock: Arc<Mutex<()>>,
 }
 
 impl Default for Runtime {
@@ -101,13 +107,30 @@ impl Runtime {
         kconfig.insert("LINUX_KERNEL_VERSION".to_string(), (6u64 << 16) | (18 << 8));
         kconfig.insert("CONFIG_HZ".to_string(), crate::env::HZ);
         kconfig.insert("LINUX_HAS_BPF_COOKIE".to_string(), 1);
+        let keys: Arc<Mutex<HashMap<u64, Arc<StaticKey>>>> = Arc::default();
+        let mut kfuncs: Vec<(String, Arc<KfuncFn>)> = Vec::new();
+        // `bpf_static_key_update(&key, on)`: flips a static key from BPF code (D3).
+        let by_token = Arc::clone(&keys);
+        kfuncs.push((
+            "bpf_static_key_update".to_string(),
+            Arc::new(move |_ctx: &mut HelperCtx<'_>, [key, on, ..]: [u64; 5]| {
+                let k = by_token.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+                match (k, on) {
+                    (Some(k), 0 | 1) => Ok(match k.set_from_bpf(on == 1) {
+                        Ok(()) => 0,
+                        Err(_) => (-14i64) as u64, // EFAULT
+                    }),
+                    _ => Ok((-22i64) as u64), // EINVAL
+                }
+            }),
+        ));
         Runtime {
             inner: Arc::new(Inner {
                 ncpus: ncpus.max(1),
                 clock: RwLock::new(Arc::new(MonotonicClock::default())),
                 maps: Arc::default(),
                 helpers: RwLock::new(helpers::standard()),
-                kfuncs: RwLock::default(),
+                kfuncs: RwLock::new(kfuncs),
                 kconfig: RwLock::new(kconfig),
                 verify_mode: RwLock::default(),
                 verify_log_level: std::sync::atomic::AtomicU32::new(1),
@@ -117,6 +140,8 @@ impl Runtime {
                     spec.name = ".jiffies".into();
                     Map::create(spec, 1).expect("a one-element array")
                 }),
+                keys,
+                flip_lock: Arc::default(),
             }),
         }
     }
@@ -227,6 +252,7 @@ impl Runtime {
             insn_arrays: Vec::new(),
             verify_report: report,
             jiffies: uses_jiffies.then(|| Arc::clone(&self.inner.jiffies)),
+            gate: Arc::default(),
         })
     }
 
@@ -272,8 +298,25 @@ impl Runtime {
     pub fn load(&self, data: &[u8]) -> Result<Object, Error> {
         let file = ObjectFile::parse(data)?;
         let mut maps = Vec::with_capacity(file.maps.len());
+        let mut keys: Vec<Arc<StaticKey>> = Vec::new();
         for def in &file.maps {
-            let m = Arc::new(self.create_map(def)?);
+            let m = if is_static_key(def) {
+                // A static key: this map is its handle (what `&key` loads, for the kfunc); each
+                // program that uses the key gets a key map of its own.
+                let mut spec = spec_of(def)?;
+                spec.max_entries = 1;
+                let m = Arc::new(Map::create(spec, 1).map_err(|e| map_error(def, e))?);
+                let key = Arc::new(StaticKey::new(
+                    &def.name,
+                    def.map_extra & bpfkit_maps::flags::BPF_F_STATIC_KEY_ON != 0,
+                    Arc::clone(&self.inner.flip_lock),
+                ));
+                self.keys().insert(MapTable::token(&m), Arc::clone(&key));
+                keys.push(key);
+                m
+            } else {
+                Arc::new(self.create_map(def)?)
+            };
             self.inner.maps.add(&m);
             maps.push(m);
         }
@@ -317,7 +360,10 @@ impl Runtime {
                 program: p.name.clone(),
                 reason: format!("section `{}` is not a program type libbpf knows", p.section),
             })?;
-            let Bound { insns, kfuncs, jump_tables, lds } = self.bind(p, &file, &maps)?;
+            let Bound { insns, kfuncs, mut jump_tables, lds } = self.bind(p, &file, &maps)?;
+            let (key_uses, key_owners): (Vec<_>, Vec<_>) = self.static_key_maps(p, &file)?.into_iter().unzip();
+            let first_key_map = jump_tables.len();
+            jump_tables.extend(key_owners);
             // A program with jump tables sees their maps besides the object's.
             let prog_maps = if jump_tables.is_empty() {
                 Arc::clone(&table)
@@ -339,10 +385,23 @@ impl Runtime {
                 &lds,
             )?;
             prog.set_insn_arrays(jump_tables)?;
+            // Each key's instance in this program, its sites now in xlated slots.
+            for (k, use_) in key_uses.iter().enumerate() {
+                let key = keys.iter().find(|key| key.name() == use_.key).expect("checked in static_key_maps");
+                let map = Arc::clone(prog.insn_arrays[first_key_map + k].map());
+                let sites = use_
+                    .sites
+                    .iter()
+                    .map(|&(orig, inverse)| (prog.xlated_of(orig).expect("a static branch is never removed"), inverse))
+                    .collect();
+                key.add_instance(&prog.program, &prog.gate, sites, Arc::clone(&map));
+                self.keys().insert(MapTable::token(&map), Arc::clone(key));
+            }
             programs.push(prog);
         }
         let object = Object {
             runtime: self.clone(),
+            static_keys: keys,
             maps,
             map_defs: file.maps.clone(),
             programs,
@@ -447,6 +506,65 @@ impl Runtime {
         Ok(Bound { insns, kfuncs, jump_tables, lds })
     }
 
+    pub(crate) fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<StaticKey>>> {
+        self.inner.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn flip_lock(&self) -> &Arc<Mutex<()>> {
+        &self.inner.flip_lock
+    }
+
+    /// One key map per static key `p` uses (bpfkit-decisions D3, D4): an instruction array with
+    /// `BPF_F_STATIC_KEY` whose entries are the program's sites of that key, frozen and bound
+    /// to it. Every static branch of the program must belong to exactly one key.
+    #[allow(clippy::type_complexity)]
+    fn static_key_maps(
+        &self,
+        p: &bpfkit_object::Program,
+        file: &ObjectFile,
+    ) -> Result<Vec<(bpfkit_object::StaticKeyUse, bpfkit_maps::InsnArrayOwner)>, Error> {
+        let err = |reason: String| Error::Program { program: p.name.clone(), reason };
+        let decoded = decode_program(&p.insns).map_err(|e| err(e.to_string()))?;
+        let mut covered: HashMap<usize, &str> = HashMap::new();
+        for u in &p.static_keys {
+            for &(pc, _) in &u.sites {
+                if let Some(other) = covered.insert(pc, &u.key) {
+                    return Err(err(format!("insn {pc}: static branch belongs to keys `{other}` and `{}`", u.key)));
+                }
+            }
+        }
+        for l in &decoded {
+            if matches!(l.insn, bpfkit_isa::Insn::StaticBranch { .. }) && !covered.contains_key(&l.pc) {
+                return Err(err(format!("insn {}: static branch that belongs to no static key", l.pc)));
+            }
+        }
+        let tails: std::collections::HashSet<usize> =
+            decoded.iter().filter(|l| matches!(l.insn, bpfkit_isa::Insn::LdImm64 { .. })).map(|l| l.pc + 1).collect();
+        let mut out = Vec::new();
+        for u in &p.static_keys {
+            let def = file
+                .maps
+                .iter()
+                .find(|d| d.name == u.key && is_static_key(d))
+                .ok_or_else(|| err(format!("static key `{}` is not defined with DEFINE_STATIC_KEY", u.key)))?;
+            let kerr = |e: bpfkit_maps::MapError| err(format!("static key `{}`: {e}", u.key));
+            let mut spec = MapSpec::new(MapType::InsnArray, 4, 16, u.sites.len() as u32);
+            spec.name = kernel_map_name(&u.key);
+            spec.map_extra = def.map_extra;
+            let map = Arc::new(Map::create(spec, 1).map_err(kerr)?);
+            for (i, &(pc, _)) in u.sites.iter().enumerate() {
+                let mut value = [0u8; 16];
+                value[..4].copy_from_slice(&(pc as u32).to_le_bytes());
+                map.update(&(i as u32).to_le_bytes(), &value, 0).map_err(kerr)?;
+            }
+            map.freeze().map_err(kerr)?;
+            self.inner.maps.add(&map);
+            let owner = map.bind_insn_array(p.insns.len(), &|i| tails.contains(&i)).map_err(kerr)?;
+            out.push((u.clone(), owner));
+        }
+        Ok(out)
+    }
+
     /// One instruction-array map per jump table of `p` (libbpf's `create_jt_map`): named
     /// `.jumptables`, filled with the entries' instructions, frozen, and bound to the program.
     fn jump_table_maps(&self, p: &bpfkit_object::Program) -> Result<Vec<bpfkit_maps::InsnArrayOwner>, Error> {
@@ -507,6 +625,11 @@ fn map_error(def: &MapDef, e: bpfkit_maps::MapError) -> Error {
     Error::Map { map: def.name.clone(), reason: e.to_string() }
 }
 
+/// Whether `def` declares a static key (`DEFINE_STATIC_KEY`).
+fn is_static_key(def: &MapDef) -> bool {
+    def.map_type == MapType::InsnArray as u32 && def.map_extra & bpfkit_maps::flags::BPF_F_STATIC_KEY != 0
+}
+
 fn spec_of(def: &MapDef) -> Result<MapSpec, Error> {
     let map_type = MapType::from_u32(def.map_type)
         .ok_or_else(|| Error::Map { map: def.name.clone(), reason: format!("unknown map type {}", def.map_type) })?;
@@ -525,6 +648,7 @@ fn spec_of(def: &MapDef) -> Result<MapSpec, Error> {
 /// A loaded object: its maps and programs.
 pub struct Object {
     runtime: Runtime,
+    static_keys: Vec<Arc<StaticKey>>,
     maps: Vec<Arc<Map>>,
     map_defs: Vec<MapDef>,
     programs: Vec<Prog>,
@@ -576,6 +700,20 @@ impl Object {
     /// Every map with its name.
     pub fn maps(&self) -> impl Iterator<Item = (&str, &Arc<Map>)> {
         self.map_defs.iter().map(|d| d.name.as_str()).zip(&self.maps)
+    }
+
+    /// The static key called `name` (`DEFINE_STATIC_KEY(name)`): its `set(on)` flips it in
+    /// every program of the object.
+    pub fn static_key(&self, name: &str) -> Result<&Arc<StaticKey>, Error> {
+        self.static_keys
+            .iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| Error::NotFound { what: "static key", name: name.to_string() })
+    }
+
+    /// Every static key of the object.
+    pub fn static_keys(&self) -> &[Arc<StaticKey>] {
+        &self.static_keys
     }
 
     /// The map called `name`.
@@ -689,6 +827,8 @@ pub struct Prog {
     verify_report: bpfkit_verifier::VerifyReport,
     /// The jiffies cell, when `bpf_jiffies64` is inlined.
     jiffies: Option<Arc<Map>>,
+    /// Consistent static-key flips (see `static_keys.rs`).
+    gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for Prog {
@@ -734,6 +874,17 @@ impl Prog {
         self.orig_to_xlated.get(orig).copied().filter(|&x| x != u32::MAX).map(|x| x as usize)
     }
 
+    pub(crate) fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    /// Consistent static-key flips for this program: no run sees a flip half done (each run
+    /// holds a shared lock; a flip waits for runs in progress). Off by default (see
+    /// `static_keys.rs` for the cost).
+    pub fn set_consistent_flips(&self, on: bool) {
+        self.gate.consistent.store(on, std::sync::atomic::Ordering::Release);
+    }
+
     /// The verifier's verdict, statistics and log (level 1).
     pub fn verify_report(&self) -> &bpfkit_verifier::VerifyReport {
         &self.verify_report
@@ -758,6 +909,9 @@ impl Prog {
                 ),
             });
         }
+        // Compiled with every static branch in its key's current state: no flip meanwhile.
+        let flip_lock = Arc::clone(self.runtime.flip_lock());
+        let _flip = flip_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let code = match bpfkit_jit::jit(&self.program, &self.jit_options(), trust) {
             Ok(code) => code,
             Err(bpfkit_jit::CompileError::AlreadyCompiled) => return Ok(()),
@@ -988,6 +1142,12 @@ impl Prog {
             let now = w.env.clock.now_ns() / (1_000_000_000 / crate::env::HZ);
             let _ = j.update(&0u32.to_le_bytes(), &now.to_le_bytes(), 0);
         }
+        // Consistent static-key flips wait for this run, and this run for them.
+        let gate = Arc::clone(&self.gate);
+        let _shared = gate
+            .consistent
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| gate.lock.read().unwrap_or_else(std::sync::PoisonError::into_inner));
         let (vm, env) = w.vm(self);
         vm.set_backend(backend);
         env.guard = Some(bpfkit_maps::pin());

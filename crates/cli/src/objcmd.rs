@@ -762,7 +762,7 @@ pub fn dump_jited(object: &Path, name: Option<&str>) -> Result<()> {
         text.clear();
         fmt.format(&ins, &mut text);
         let bytes: String = c.code[at..at + ins.len()].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
-        let site = if c.sites.iter().any(|&(_, s)| s == at) { "   ; patch site (static branch)" } else { "" };
+        let site = if c.sites.iter().any(|&(_, s, _)| s == at) { "   ; patch site (static branch)" } else { "" };
         writeln!(out, "       {at:5x}  {text:<40} {bytes}{site}")?;
     }
     Ok(())

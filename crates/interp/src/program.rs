@@ -131,6 +131,8 @@ pub(crate) enum Kind {
     // Control flow. `off` holds the absolute target slot.
     Ja,
     Nop,
+    /// A static branch: jumps to `off` iff its site's state (`Program::static_jumps[imm]`) says so.
+    StaticBranch,
     Jeq64Imm,
     Jeq64Reg,
     Jgt64Imm,
@@ -240,6 +242,8 @@ impl AtomicKind {
 /// A program ready to run: immutable, shareable between threads and VMs.
 pub struct Program {
     pub(crate) ops: Vec<Op>,
+    /// Each static branch: its slot and whether it jumps now (flipped while programs run).
+    pub(crate) static_sites: Box<[(usize, std::sync::atomic::AtomicBool)]>,
     pub(crate) helpers: Vec<Helper>,
     /// The id of each entry of `helpers`.
     pub(crate) table_ids: Vec<i32>,
@@ -319,6 +323,7 @@ impl Program {
 
         let filler = Op { kind: Kind::LddwTail, dst: 0, src: 0, aux: 0, off: 0, imm: 0 };
         let mut ops = vec![filler; len + 1];
+        let mut static_sites: Vec<(usize, std::sync::atomic::AtomicBool)> = Vec::new();
         ops[len] = Op { kind: Kind::End, ..filler };
         // `ops` is never reallocated, so its address is the program's code base.
         let code_base = ops.as_ptr() as u64;
@@ -430,10 +435,12 @@ impl Program {
                     op.off = target_of(pc, off.into())?;
                 }
                 Insn::StaticBranch { inverse, off, .. } => {
-                    // With no key bound, every key is off (bpfkit-decisions D2): a site jumps
-                    // iff `key_on XOR inverse`, i.e. iff it is a nop_or_goto.
+                    // A site jumps iff `key_on XOR inverse` (bpfkit-decisions D1); every key starts
+                    // off until the runtime sets it (`Program::set_static_branch`).
                     op.off = target_of(pc, off.into())?;
-                    op.kind = if inverse { Kind::Ja } else { Kind::Nop };
+                    op.kind = Kind::StaticBranch;
+                    op.imm = static_sites.len() as i64;
+                    static_sites.push((pc, std::sync::atomic::AtomicBool::new(inverse)));
                 }
                 Insn::JmpCond { width, cond, dst, src, off } => {
                     op.dst = dst.index();
@@ -472,6 +479,7 @@ impl Program {
         }
         Ok(Program {
             ops,
+            static_sites: static_sites.into_boxed_slice(),
             helpers: table,
             table_ids,
             helper_ids,
@@ -480,6 +488,30 @@ impl Program {
             xlated,
             native: OnceLock::new(),
         })
+    }
+
+    /// The slots of the static branches, in program order.
+    pub fn static_branches(&self) -> impl Iterator<Item = usize> + '_ {
+        self.static_sites.iter().map(|(pc, _)| *pc)
+    }
+
+    /// Whether the static branch at slot `pc` jumps now (`None`: not a static branch).
+    pub fn static_branch_jumps(&self, pc: usize) -> Option<bool> {
+        let i = self.static_sites.binary_search_by_key(&pc, |(p, _)| *p).ok()?;
+        Some(self.static_sites[i].1.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Sets whether the static branch at slot `pc` jumps, for the interpreter (runs in progress
+    /// see the new state from their next pass over the site). Returns false if `pc` is not a
+    /// static branch. Native code has sites of its own (the JIT's `JitCode::set_static_branch`).
+    pub fn set_static_branch(&self, pc: usize, jumps: bool) -> bool {
+        match self.static_sites.binary_search_by_key(&pc, |(p, _)| *p) {
+            Ok(i) => {
+                self.static_sites[i].1.store(jumps, std::sync::atomic::Ordering::Release);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The instruction slots the program was loaded from.

@@ -454,6 +454,11 @@ impl Vm {
                         }
 
                         Kind::Ja => jump!(op.off),
+                        Kind::StaticBranch => {
+                            if prog.static_sites[op.imm as usize].1.load(std::sync::atomic::Ordering::Relaxed) {
+                                jump!(op.off)
+                            }
+                        }
                         Kind::Nop | Kind::LddwTail => {}
                         Kind::Jeq64Imm => cond!(reg[d] == imm, op),
                         Kind::Jeq64Reg => cond!(reg[d] == reg[s], op),

@@ -28,6 +28,16 @@ impl JitCode {
     pub fn address(&self) -> u64 {
         self.memory.exec_ptr() as u64
     }
+
+    /// Patches the static branch at slot `pc` to jump to its target or fall through, while
+    /// the code may be running (one atomic store per site; see `patch.rs`).
+    pub fn set_static_branch(&self, pc: usize, jumps: bool) -> Result<(), crate::JitError> {
+        let Some(&(_, site, target_offset)) = self.compiled.sites.iter().find(|s| s.0 == pc) else {
+            return Err(crate::JitError::NotASite { offset: pc });
+        };
+        let state = if jumps { crate::SiteState::Jump { target_offset } } else { crate::SiteState::Nop };
+        self.memory.patch(site, state)
+    }
 }
 
 /// Compiles `program` and attaches the code to it; later runs of a `Vm` set to

@@ -66,8 +66,8 @@ pub struct Compiled {
     pub insn_offsets: Vec<u32>,
     /// Offset of the main function (where tail calls jump).
     pub body_offset: usize,
-    /// Static-branch sites: (slot, site offset, target offset when jumping).
-    pub sites: Vec<(usize, usize)>,
+    /// Static-branch sites: (slot, site offset, offset of the target the site jumps to when on).
+    pub sites: Vec<(usize, usize, usize)>,
     pub patch_sites: crate::PatchSites,
     /// Offsets where each function's prologue starts, by entry slot.
     pub functions: Vec<(usize, usize)>,
@@ -111,7 +111,8 @@ struct Pass<'a> {
     offsets: Vec<u32>,
     func_offset: HashMap<usize, usize>,
     short: &'a [bool],
-    sites: Vec<(usize, usize, Option<usize>)>,
+    /// (slot, site offset, target slot, jumps now).
+    sites: Vec<(usize, usize, usize, bool)>,
     patch_sites: crate::PatchSites,
     depth_stubs: Vec<(usize, usize)>,
     abort: usize,
@@ -288,13 +289,13 @@ pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, Compile
         }
         if !overflow && next_short == short {
             let mut sites = Vec::new();
-            for &(pc, site, target) in &pass.sites {
-                if let Some(t) = target {
-                    let bytes =
-                        crate::patch::encode(site, crate::SiteState::Jump { target_offset: pass.offsets[t] as usize })?;
+            for &(pc, site, t, jumps) in &pass.sites {
+                let target_offset = pass.offsets[t] as usize;
+                if jumps {
+                    let bytes = crate::patch::encode(site, crate::SiteState::Jump { target_offset })?;
                     pass.a.buf[site..site + 5].copy_from_slice(&bytes);
                 }
-                sites.push((pc, site));
+                sites.push((pc, site, target_offset));
             }
             let mut functions: Vec<(usize, usize)> = pass.func_offset.iter().map(|(&pc, &o)| (pc, o)).collect();
             functions.sort_unstable();
@@ -670,10 +671,12 @@ fn lower_one(
             }
         }
         Insn::StaticBranch { inverse, off, .. } => {
-            // Every key is off until static keys land: goto_or_nop is a nop, nop_or_goto jumps.
+            // Emitted in its key's current state (the interpreter's copy of it); the runtime
+            // serialises flips with compilation, so the state cannot change meanwhile.
             let t = jump_target(pc, off.into(), len)?;
+            let jumps = program.static_branch_jumps(pc).unwrap_or(inverse);
             let site = p.patch_sites.emit_site(&mut p.a.buf, crate::SiteState::Nop)?;
-            p.sites.push((pc, site.offset(), inverse.then_some(t)));
+            p.sites.push((pc, site.offset(), t, jumps));
         }
         Insn::JmpCond { width, cond, dst, src, off } => {
             let t = jump_target(pc, off.into(), len)?;

@@ -75,6 +75,10 @@ pub mod flags {
     pub const BPF_F_WRONLY_PROG: u32 = 1 << 8;
     /// Map flag: clone local storage.
     pub const BPF_F_CLONE: u32 = 1 << 9;
+    /// `map_extra` of an instruction array that is a static key (bpfkit-decisions D3).
+    pub const BPF_F_STATIC_KEY: u64 = 1 << 0;
+    /// With `BPF_F_STATIC_KEY`: the key starts on (`DEFINE_STATIC_KEY_TRUE`).
+    pub const BPF_F_STATIC_KEY_ON: u64 = 1 << 1;
     /// Map flag: the array may be mmap()ed (accepted for arrays).
     pub const BPF_F_MMAPABLE: u32 = 1 << 10;
     /// Map flag: perf event arrays keep their elements.

@@ -289,7 +289,7 @@ pub(crate) fn validate(spec: &MapSpec, ncpus: usize) -> Result<(), MapError> {
     if ncpus == 0 {
         return Err(invalid(spec, "the number of CPUs must not be 0"));
     }
-    if !matches!(spec.map_type, MapType::BloomFilter | MapType::Arena) && spec.map_extra != 0 {
+    if !matches!(spec.map_type, MapType::BloomFilter | MapType::Arena | MapType::InsnArray) && spec.map_extra != 0 {
         return Err(invalid(spec, "map_extra must be 0 for this map type"));
     }
     if spec.flags & BPF_F_RDONLY != 0 && spec.flags & BPF_F_WRONLY != 0 {
@@ -348,6 +348,20 @@ fn validate_insn_array(spec: &MapSpec) -> Result<(), MapError> {
     check_max_entries(spec)?;
     if spec.flags != 0 {
         return Err(invalid(spec, format!("map_flags must be 0, not {:#x}", spec.flags)));
+    }
+    // A static key (bpfkit-decisions D3): BPF_F_STATIC_KEY, optionally BPF_F_STATIC_KEY_ON.
+    let known = crate::flags::BPF_F_STATIC_KEY | crate::flags::BPF_F_STATIC_KEY_ON;
+    if spec.map_extra & !known != 0
+        || spec.map_extra & crate::flags::BPF_F_STATIC_KEY_ON != 0
+            && spec.map_extra & crate::flags::BPF_F_STATIC_KEY == 0
+    {
+        return Err(invalid(
+            spec,
+            format!(
+                "map_extra must be 0, BPF_F_STATIC_KEY or BPF_F_STATIC_KEY|BPF_F_STATIC_KEY_ON, not {:#x}",
+                spec.map_extra
+            ),
+        ));
     }
     Ok(())
 }

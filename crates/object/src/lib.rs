@@ -20,7 +20,7 @@ pub mod sections;
 
 use bpfkit_btf::{Btf, BtfExt};
 use bpfkit_isa::opcode::{BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_PSEUDO_KFUNC_CALL, LDDW};
-use bpfkit_isa::{DecodeError, RawInsn, decode_program};
+use bpfkit_isa::{DecodeError, Insn, RawInsn, decode_program};
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader, Sym};
 use object::{
@@ -158,6 +158,17 @@ pub struct Program {
     pub line_info: Vec<LineInfo>,
     /// Jump tables the program's code loads (see [`RelocTarget::JumpTable`]).
     pub jump_tables: Vec<JumpTable>,
+    /// The static keys the program's code (subprograms included) uses, with their sites.
+    pub static_keys: Vec<StaticKeyUse>,
+}
+
+/// The sites of one static key in one linked program (from `.static_keys`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticKeyUse {
+    /// The key's map name (`DEFINE_STATIC_KEY(name)`).
+    pub key: String,
+    /// Each site: its slot in the linked program and whether it is a nop_or_goto (inverse).
+    pub sites: Vec<(usize, bool)>,
 }
 
 impl Program {
@@ -261,6 +272,20 @@ struct Loader<'d> {
     funcs: Vec<Func>,
     btf: Option<Btf>,
     btf_ext: Option<BtfExt>,
+    /// The records of `.static_keys`.
+    static_sites: Vec<RawStaticSite>,
+}
+
+/// A `.static_keys` record: a static branch of a code section, its target, its key.
+#[derive(Clone, Debug)]
+struct RawStaticSite {
+    section: usize,
+    slot: usize,
+    target: usize,
+    key: String,
+    inverse: bool,
+    /// Offset of the record in `.static_keys` (messages).
+    record: u64,
 }
 
 impl<'d> Loader<'d> {
@@ -353,9 +378,24 @@ impl<'d> Loader<'d> {
         // Relocations of executable sections, and of `.maps` (declarative initialisers).
         let mut code_relocs: HashMap<usize, BTreeMap<usize, RawReloc>> = HashMap::new();
         let mut data_relocs: HashMap<usize, Vec<RawReloc>> = HashMap::new();
+        let mut static_key_relocs: BTreeMap<u64, RawReloc> = BTreeMap::new();
         for s in file.sections() {
             let idx = s.index().0;
             let Some(target_sec) = sections.get(idx) else { continue };
+            if target_sec.name == ".static_keys" {
+                for (offset, rel) in s.relocations() {
+                    let symbol = match rel.target() {
+                        RelocationTarget::Symbol(SymbolIndex(i)) if i < symbols.len() => i,
+                        _ => return Err(ObjectError::reloc(".static_keys", offset, "against no valid symbol")),
+                    };
+                    let r_type = match rel.flags() {
+                        RelocationFlags::Elf { r_type } => r_type,
+                        _ => 0,
+                    };
+                    static_key_relocs.insert(offset, RawReloc { r_type, symbol, offset });
+                }
+                continue;
+            }
             if target_sec.name == ".maps" {
                 for (offset, rel) in s.relocations() {
                     let symbol = match rel.target() {
@@ -397,9 +437,18 @@ impl<'d> Loader<'d> {
             }
         }
 
-        let mut loader =
-            Loader { sections, symbols, code_relocs, data_relocs, funcs: Vec::new(), btf: None, btf_ext: None };
+        let mut loader = Loader {
+            sections,
+            symbols,
+            code_relocs,
+            data_relocs,
+            funcs: Vec::new(),
+            btf: None,
+            btf_ext: None,
+            static_sites: Vec::new(),
+        };
         loader.collect_funcs()?;
+        loader.static_sites = loader.collect_static_sites(&static_key_relocs)?;
         Ok(loader)
     }
 
@@ -511,6 +560,7 @@ impl<'d> Loader<'d> {
         let mut pending_calls: Vec<(usize, (usize, usize))> = Vec::new();
         let mut line_info = Vec::new();
         let mut jump_tables: Vec<JumpTable> = Vec::new();
+        let mut static_keys: Vec<StaticKeyUse> = Vec::new();
 
         while let Some(f) = queue.pop() {
             if placed.contains_key(&(f.section, f.start)) {
@@ -625,6 +675,38 @@ impl<'d> Loader<'d> {
                 }
             }
             line_info.extend(self.line_info_for(&f, base));
+            for site in self
+                .static_sites
+                .iter()
+                .filter(|s| s.section == f.section && (f.start..f.start + f.len).contains(&s.slot))
+            {
+                let at = site.slot - f.start;
+                let ok = matches!(
+                    Insn::decode(&slots, at),
+                    Ok(Insn::StaticBranch { inverse, off, .. })
+                        if inverse == site.inverse && (at as i64 + 1 + i64::from(off)) == site.target as i64 - f.start as i64
+                );
+                if !ok {
+                    return Err(ObjectError::section(
+                        ".static_keys",
+                        format!(
+                            "record at {:#x} (key `{}`): instruction {} of {} is not a {} to instruction {}",
+                            site.record,
+                            site.key,
+                            site.slot,
+                            fsec.name,
+                            if site.inverse { "nop_or_goto" } else { "goto_or_nop" },
+                            site.target
+                        ),
+                    ));
+                }
+                match static_keys.iter_mut().find(|k| k.key == site.key) {
+                    Some(k) => k.sites.push((base + at, site.inverse)),
+                    None => {
+                        static_keys.push(StaticKeyUse { key: site.key.clone(), sites: vec![(base + at, site.inverse)] })
+                    }
+                }
+            }
             insns.extend_from_slice(&slots);
         }
 
@@ -647,7 +729,67 @@ impl<'d> Loader<'d> {
             subprogs,
             line_info,
             jump_tables,
+            static_keys,
         })
+    }
+
+    /// Reads `.static_keys`: 16-byte records `{u32 site, u32 target, u64 key (+1 if inverse)}`,
+    /// the site and target relocated against their code section and the key against its map.
+    fn collect_static_sites(&self, relocs: &BTreeMap<u64, RawReloc>) -> Result<Vec<RawStaticSite>, ObjectError> {
+        let Some(si) = self.section_index(".static_keys") else { return Ok(Vec::new()) };
+        let data = self.sections[si].data;
+        if !data.len().is_multiple_of(16) {
+            return Err(ObjectError::section(".static_keys", "size is not a multiple of 16 (one record per site)"));
+        }
+        let mut out = Vec::new();
+        for (k, rec) in data.chunks_exact(16).enumerate() {
+            let at = 16 * k as u64;
+            let field = |off: u64, what: &str| -> Result<(&Symbol, u64), ObjectError> {
+                let r = relocs.get(&(at + off)).ok_or_else(|| {
+                    ObjectError::reloc(".static_keys", at + off, format!("missing for the record's {what}"))
+                })?;
+                let sym = &self.symbols[r.symbol];
+                let addend = match off {
+                    8 => u64::from_le_bytes(rec[8..16].try_into().expect("8 bytes")),
+                    o => u64::from(u32::from_le_bytes(rec[o as usize..o as usize + 4].try_into().expect("4 bytes"))),
+                };
+                Ok((sym, addend))
+            };
+            let code = |off: u64, what: &str| -> Result<(usize, usize), ObjectError> {
+                let (sym, addend) = field(off, what)?;
+                let sec = sym.section.filter(|&s| self.sections[s].exec).ok_or_else(|| {
+                    ObjectError::reloc(".static_keys", at + off, format!("the record's {what} is not in code"))
+                })?;
+                let byte = sym.value + addend;
+                if byte % 8 != 0 || byte / 8 >= self.sections[sec].data.len() as u64 / 8 {
+                    return Err(ObjectError::reloc(
+                        ".static_keys",
+                        at + off,
+                        format!("the record's {what} is not an instruction"),
+                    ));
+                }
+                Ok((sec, (byte / 8) as usize))
+            };
+            let (section, slot) = code(0, "site")?;
+            let (tsec, target) = code(4, "target")?;
+            if tsec != section {
+                return Err(ObjectError::reloc(
+                    ".static_keys",
+                    at + 4,
+                    "the target is in another section than the site",
+                ));
+            }
+            let (key, addend) = field(8, "key")?;
+            if addend > 1 {
+                return Err(ObjectError::reloc(
+                    ".static_keys",
+                    at + 8,
+                    format!("key addend {addend} (0, or 1 for an inverse site)"),
+                ));
+            }
+            out.push(RawStaticSite { section, slot, target, key: key.name.clone(), inverse: addend == 1, record: at });
+        }
+        Ok(out)
     }
 
     /// The jump table `sym` as program `program` sees it when the function `f` that loads it

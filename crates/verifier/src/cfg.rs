@@ -82,8 +82,8 @@ pub enum CfgError {
     #[error("BPF_JA|BPF_X uses reserved fields")]
     GotoxReservedFields { insn: usize },
     /// `goto`/`gotol` with a field it does not use set (or `src_reg` not a static branch).
-    #[error("BPF_JA uses reserved fields")]
-    JaReservedFields { insn: usize },
+    #[error("BPF_JA uses reserved fields ({field})")]
+    JaReservedFields { insn: usize, field: String },
     /// `exit` with a field set.
     #[error("BPF_EXIT uses reserved fields")]
     ExitReservedFields { insn: usize },
@@ -131,7 +131,7 @@ impl CfgError {
             | CfgError::LdImm64ReservedFields { insn }
             | CfgError::UnknownOpcode { insn, .. }
             | CfgError::GotoxReservedFields { insn }
-            | CfgError::JaReservedFields { insn }
+            | CfgError::JaReservedFields { insn, .. }
             | CfgError::ExitReservedFields { insn }
             | CfgError::CallReservedFields { insn }
             | CfgError::InvalidMayGotoImm { insn, .. }
@@ -578,8 +578,22 @@ fn kernel_error(insns: &[RawInsn], pc: usize, err: DecodeError) -> CfgError {
                 if src != 0 || imm != 0 || off != 0 {
                     return CfgError::GotoxReservedFields { insn };
                 }
-            } else if src != 0 || dst != 0 || (cls == BPF_JMP && imm != 0) || (cls == BPF_JMP32 && off != 0) {
-                return CfgError::JaReservedFields { insn };
+            } else if !matches!(src, 0 | 1 | 3)
+                || dst != 0
+                || (cls == BPF_JMP && imm != 0)
+                || (cls == BPF_JMP32 && off != 0)
+            {
+                // Name the field (the static-branch forms of bpfkit-decisions D1 use src_reg 1/3).
+                let field = if dst != 0 {
+                    format!("dst_reg {dst} must be 0")
+                } else if src != 0 && src != 1 && src != 3 {
+                    format!("src_reg {src}: 0, 1 (goto_or_nop) or 3 (nop_or_goto)")
+                } else if cls == BPF_JMP {
+                    format!("imm {imm} must be 0: the JMP form's offset is in off")
+                } else {
+                    format!("off {off} must be 0: the JMP32 form's offset is in imm")
+                };
+                return CfgError::JaReservedFields { insn, field };
             }
         }
         BPF_EXIT => {
