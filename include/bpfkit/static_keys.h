@@ -16,7 +16,9 @@
  *
  * Both macros return the key's state (true when on); they only choose which path is laid out
  * as the fall-through. Each use emits one static-branch instruction (BPF_JMP32|BPF_JA with
- * src_reg 1, "gotol_or_nop", for unlikely; src_reg 3, "nop_or_gotol", for likely) and a
+ * src_reg 1, "gotol_or_nop", for unlikely; src_reg 3, "nop_or_gotol", for likely), then a
+ * `goto +0` so that the site never targets the next instruction (an offset of 0 is refused;
+ * bpfkit's fixups remove the `goto +0` when they can), and a
  * 16-byte record in the `.static_keys` section: the site and its target (each relocated
  * against its code section) and the key (relocated against the key's map symbol, +1 for a
  * nop_or_goto site). bpfkit's loader makes one key map per (key, program) from these records
@@ -50,6 +52,7 @@
 	"1: .byte 0x06, " #src "\n"                                                                        \
 	" .short 0\n"                                                                                      \
 	" .long (%l[l_yes] - 1b - 8) / 8\n"                                                                \
+	" .byte 0x05, 0, 0, 0, 0, 0, 0, 0\n" /* goto +0: the target is never the next insn */              \
 	" .pushsection .static_keys, \"aw\"\n"                                                             \
 	" .balign 8\n"                                                                                     \
 	" .long 1b\n"                                                                                      \

@@ -225,7 +225,7 @@ pub fn verify(input: &Input<'_>) -> VerifyReport {
 /// The registers each instruction's continuation (in its function) may read before writing
 /// them: a backward data-flow over the CFG. Pruning ignores the others, as the kernel's
 /// liveness marks do.
-fn liveness(insns: &[Option<Insn>], cfg: &crate::cfg::Cfg) -> Vec<[bool; 11]> {
+fn liveness(insns: &[Option<Insn>], cfg: &crate::cfg::Cfg) -> Vec<crate::state::RegMask> {
     use bpfkit_isa::{AtomicOp, Operand};
     let n = insns.len();
     let bit = |r: bpfkit_isa::Reg| 1u16 << r.index();
@@ -279,5 +279,58 @@ fn liveness(insns: &[Option<Insn>], cfg: &crate::cfg::Cfg) -> Vec<[bool; 11]> {
             }
         }
     }
-    live.into_iter().map(|m| std::array::from_fn(|r| r == 10 || m & (1 << r) != 0)).collect()
+    // Which registers' values matter: used where a value is checked or decides a branch, or
+    // flowing into such a use (backwards through ALU operations and moves). Values stored to
+    // memory, passed to calls or returned from a subprogram or callback count as used (the
+    // analysis does not follow them further).
+    let sensitive: Vec<u16> = insns
+        .iter()
+        .map(|i| {
+            let Some(i) = i else { return 0 };
+            let op = |o: &Operand| if let Operand::Reg(r) = o { bit(*r) } else { 0 };
+            match *i {
+                Insn::Load { src, .. } => bit(src),
+                Insn::Store { dst, src, .. } => bit(dst) | op(&src),
+                Insn::Atomic { dst, src, .. } => bit(dst) | bit(src) | 1,
+                Insn::JmpCond { dst, src, .. } => bit(dst) | op(&src),
+                Insn::GotoX { reg } | Insn::CallX { reg } => bit(reg) | args,
+                Insn::LdInd { src, .. } => bit(src) | (1 << 6),
+                Insn::LdAbs { .. } => 1 << 6,
+                Insn::Call(_) => args,
+                _ => 0,
+            }
+        })
+        .collect();
+    let exit_sensitive: u16 = 1; // r0 at exit: a subprogram's or callback's result (conservative)
+    let mut precise = vec![0u16; n];
+    changed = true;
+    while changed {
+        changed = false;
+        for pc in (0..n).rev() {
+            let Some(i) = insns[pc] else { continue };
+            let out = cfg.successors(pc).iter().fold(0u16, |acc, e| acc | precise.get(e.to).copied().unwrap_or(0));
+            let (uses, defs) = ud[pc];
+            let mut inn = sensitive[pc] | (out & !defs);
+            // The main program's result is only checked to be a scalar; a subprogram's or a
+            // callback's flows on.
+            if matches!(i, Insn::Exit) && cfg.subprog_of(pc).is_some_and(|sp| sp != 0) {
+                inn |= exit_sensitive;
+            }
+            // A relevant result makes the operands it is computed from relevant.
+            if out & defs != 0 {
+                inn |= uses;
+            }
+            if inn != precise[pc] {
+                precise[pc] = inn;
+                changed = true;
+            }
+        }
+    }
+    live.into_iter()
+        .zip(precise)
+        .map(|(m, p)| crate::state::RegMask {
+            live: std::array::from_fn(|r| r == 10 || m & (1 << r) != 0),
+            precise: std::array::from_fn(|r| r == 10 || p & (1 << r) != 0),
+        })
+        .collect()
 }

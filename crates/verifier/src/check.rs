@@ -56,8 +56,8 @@ pub(crate) struct Checker<'a> {
     input: &'a Input<'a>,
     insns: Vec<Option<Insn>>,
     prune_points: Vec<bool>,
-    /// Registers read later in their function, per instruction.
-    live: Vec<[bool; 11]>,
+    /// Registers read later in their function, and whose values matter, per instruction.
+    live: Vec<crate::state::RegMask>,
     subprogs: Vec<usize>,
     visited: Vec<Visited>,
     visited_at: HashMap<usize, Vec<usize>>,
@@ -130,7 +130,7 @@ impl<'a> Checker<'a> {
         input: &'a Input<'a>,
         subprogs: Vec<usize>,
         prune_points: Vec<bool>,
-        live: Vec<[bool; 11]>,
+        live: Vec<crate::state::RegMask>,
     ) -> Res<Checker<'a>> {
         let n = input.insns.len();
         let mut insns = vec![None; n];

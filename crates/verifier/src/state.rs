@@ -240,6 +240,15 @@ impl Frame {
     }
 }
 
+/// What the rest of a function does with each register at an instruction: whether it reads it
+/// at all (`live`), and whether the value of a scalar in it can reach a memory access, a helper
+/// argument, a conditional jump or a return the verifier checks (`precise`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegMask {
+    pub live: [bool; 11],
+    pub precise: [bool; 11],
+}
+
 /// The whole state at an instruction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
@@ -261,7 +270,7 @@ impl State {
 
     /// Whether the old state `self` covers `new`: every register and stack slot, the same
     /// call chain and references.
-    pub fn contains(&self, new: &State, live: Option<&[bool; 11]>) -> bool {
+    pub fn contains(&self, new: &State, mask: Option<&RegMask>) -> bool {
         if self.frames.len() != new.frames.len() || self.refs.len() != new.refs.len() {
             return false;
         }
@@ -273,7 +282,15 @@ impl State {
             }
             for r in 0..11 {
                 // Registers the rest of the current function never reads do not matter.
-                if i == last && live.is_some_and(|l| !l[r]) {
+                if i == last && mask.is_some_and(|m| !m.live[r]) {
+                    continue;
+                }
+                // A scalar whose value never reaches a check or a branch: any scalar will do
+                // (a static stand-in for the kernel's precision marks).
+                if i == last
+                    && mask.is_some_and(|m| !m.precise[r])
+                    && matches!((&o.regs[r], &n.regs[r]), (Reg::Scalar(_), Reg::Scalar(_)))
+                {
                     continue;
                 }
                 if !o.regs[r].contains(&n.regs[r], &mut ids) {
