@@ -142,16 +142,16 @@ impl StaticKey {
         }
         for inst in chosen {
             let Some(program) = inst.program.upgrade() else { continue };
-            let code = jit_code(&program);
-            for &(pc, inverse) in &inst.sites {
-                let jumps = on ^ inverse;
+            let changes: Vec<(usize, bool)> = inst.sites.iter().map(|&(pc, inverse)| (pc, on ^ inverse)).collect();
+            for &(pc, jumps) in &changes {
                 program.set_static_branch(pc, jumps);
-                if let Some(code) = code {
-                    code.set_static_branch(pc, jumps).map_err(|e| Error::Program {
-                        program: self.name.clone(),
-                        reason: format!("static key `{}`: patching the site of insn {pc}: {e}", self.name),
-                    })?;
-                }
+            }
+            // Native sites: one atomic store each, then one core-serialising barrier.
+            if let Some(code) = jit_code(&program) {
+                code.set_static_branches(&changes).map_err(|e| Error::Program {
+                    program: self.name.clone(),
+                    reason: format!("static key `{}`: patching its sites: {e}", self.name),
+                })?;
             }
         }
         Ok(())

@@ -32,11 +32,19 @@ impl JitCode {
     /// Patches the static branch at slot `pc` to jump to its target or fall through, while
     /// the code may be running (one atomic store per site; see `patch.rs`).
     pub fn set_static_branch(&self, pc: usize, jumps: bool) -> Result<(), crate::JitError> {
-        let Some(&(_, site, target_offset)) = self.compiled.sites.iter().find(|s| s.0 == pc) else {
-            return Err(crate::JitError::NotASite { offset: pc });
-        };
-        let state = if jumps { crate::SiteState::Jump { target_offset } } else { crate::SiteState::Nop };
-        self.memory.patch(site, state)
+        self.set_static_branches(&[(pc, jumps)])
+    }
+
+    /// [`JitCode::set_static_branch`] for several sites, with one core-serialising barrier.
+    pub fn set_static_branches(&self, changes: &[(usize, bool)]) -> Result<(), crate::JitError> {
+        let mut patches = Vec::with_capacity(changes.len());
+        for &(pc, jumps) in changes {
+            let Some(&(_, site, target_offset)) = self.compiled.sites.iter().find(|s| s.0 == pc) else {
+                return Err(crate::JitError::NotASite { offset: pc });
+            };
+            patches.push((site, if jumps { crate::SiteState::Jump { target_offset } } else { crate::SiteState::Nop }));
+        }
+        self.memory.patch_many(&patches)
     }
 }
 

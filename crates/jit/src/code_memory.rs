@@ -218,16 +218,33 @@ impl CodeMemory {
     /// protocol in [`crate::patch`]. Errors if `site_offset` is not a recorded site or the target is invalid;
     /// the code is then unchanged.
     pub fn patch(&self, site_offset: usize, new: SiteState) -> Result<(), JitError> {
-        if !self.sites.contains(site_offset) {
-            return Err(JitError::NotASite { offset: site_offset });
-        }
-        if let SiteState::Jump { target_offset } = new {
-            self.sites.check_target(site_offset, target_offset, self.code_len)?;
-        }
-        let bytes = patch::encode(site_offset, new)?;
-        patch::barrier_mode()?;
+        self.patch_many(&[(site_offset, new)])
+    }
 
+    /// [`CodeMemory::patch`] of several sites with one barrier at the end: each site changes
+    /// atomically, one after another, and when this returns every call on any thread sees every
+    /// new state. Every site and target is checked before any is written (all or nothing).
+    pub fn patch_many(&self, changes: &[(usize, SiteState)]) -> Result<(), JitError> {
+        let mut encoded = Vec::with_capacity(changes.len());
+        for &(site_offset, new) in changes {
+            if !self.sites.contains(site_offset) {
+                return Err(JitError::NotASite { offset: site_offset });
+            }
+            if let SiteState::Jump { target_offset } = new {
+                self.sites.check_target(site_offset, target_offset, self.code_len)?;
+            }
+            encoded.push((site_offset, patch::encode(site_offset, new)?));
+        }
+        patch::barrier_mode()?;
         let _guard = self.patch_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        for (site_offset, bytes) in encoded {
+            self.store_site(site_offset, bytes);
+        }
+        patch::serialize_all_cores()
+    }
+
+    /// One site's atomic 8-byte store (caller holds `patch_lock`).
+    fn store_site(&self, site_offset: usize, bytes: [u8; patch::SITE_LEN]) {
         debug_assert!(site_offset.is_multiple_of(patch::SITE_ALIGN) && site_offset + 8 <= self.rw.len);
         // SAFETY: recorded sites are 8-byte aligned offsets with `site + 5 <= code_len` (checked in
         // `with_sites`), and `mapped_len` is a multiple of the page size, hence of 8, so `site + 8 <= mapped_len`;
@@ -237,6 +254,5 @@ impl CodeMemory {
         let word = unsafe { AtomicU64::from_ptr(self.rw.ptr.as_ptr().add(site_offset).cast::<u64>()) };
         let old = word.load(Ordering::Relaxed);
         word.store(patch::merge_site_word(old, bytes), Ordering::Release);
-        patch::serialize_all_cores()
     }
 }
