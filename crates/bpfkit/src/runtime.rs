@@ -198,7 +198,7 @@ impl Runtime {
         // Verification, on the program as loaded (the kernel's do_check, before its fixups).
         let kfunc_ids = (0..kfuncs.len()).map(|i| KFUNC_BASE + i as i32).collect();
         let level = self.inner.verify_log_level.load(std::sync::atomic::Ordering::Relaxed);
-        let input = crate::verify::input(&insns, prog_type, lds, &helpers, kfunc_ids, level);
+        let input = crate::verify::input(&insns, prog_type, lds, &helpers, kfunc_ids, level, &line_info);
         let report = bpfkit_verifier::verify(&input);
         if let Some(error) = &report.error
             && *self.inner.verify_mode.read().expect("verify mode lock") == crate::VerifyMode::Enforce

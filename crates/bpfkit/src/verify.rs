@@ -75,7 +75,9 @@ pub(crate) fn input<'a>(
     helpers: &Helpers,
     kfuncs: BTreeSet<i32>,
     log_level: u32,
+    lines: &[bpfkit_object::LineInfo],
 ) -> Input<'a> {
+    let line_info = lines.iter().map(|l| (l.insn, format!("{} @ {}:{}", l.text.trim(), l.file, l.line))).collect();
     let mut maps: Vec<MapInfo> = Vec::new();
     let mut index: HashMap<u32, usize> = HashMap::new();
     let mut add = |m: &Arc<Map>, maps: &mut Vec<MapInfo>| -> usize {
@@ -122,6 +124,7 @@ pub(crate) fn input<'a>(
         ld_abs: matches!(t, ProgType::SocketFilter | ProgType::SchedCls | ProgType::SchedAct),
         packet_writable: matches!(t, ProgType::Xdp | ProgType::SchedCls | ProgType::SchedAct),
         allow_uninit_stack: true,
+        line_info,
         log_level,
     }
 }

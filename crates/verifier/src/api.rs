@@ -90,6 +90,8 @@ pub struct Input<'a> {
     pub allow_uninit_stack: bool,
     /// 0: no log; 1: errors and statistics; 2: every instruction with the registers.
     pub log_level: u32,
+    /// Source lines (from BTF line info), sorted by instruction: `(insn, "text @ file:line")`.
+    pub line_info: Vec<(usize, String)>,
 }
 
 /// Why a program is refused: the instruction and the kernel's words for it.
@@ -211,6 +213,11 @@ pub fn verify(input: &Input<'_>) -> VerifyReport {
     let duration = start.elapsed();
     if input.log_level >= 1 {
         if let Some(e) = &error {
+            // The source line of the refused instruction, as the kernel's log shows it.
+            let i = input.line_info.partition_point(|(p, _)| *p <= e.pc);
+            if let Some((_, text)) = i.checked_sub(1).map(|i| &input.line_info[i]) {
+                log.push_str(&format!("; {text}\n"));
+            }
             log.push_str(&format!("{}: {}\n", e.pc, e.message));
         }
         log.push_str(&format!(

@@ -70,6 +70,7 @@ pub(crate) struct Checker<'a> {
     pub max_ctx_offset: u32,
     pub max_stack: u32,
     pc_now: usize,
+    last_line: Option<usize>,
 }
 
 type Res<T> = Result<T, VerifyError>;
@@ -157,6 +158,7 @@ impl<'a> Checker<'a> {
             max_ctx_offset: 0,
             max_stack: 0,
             pc_now: 0,
+            last_line: None,
         })
     }
 
@@ -299,7 +301,14 @@ impl<'a> Checker<'a> {
             return Err(err(pc, format!("jump into the middle of ldimm64 insn {pc}")));
         };
         if self.input.log_level >= 2 {
-            let _ = writeln!(self.log, "{pc}: {insn}");
+            // The source line, when this instruction starts one (as the kernel prints `; text @ file:line`).
+            if let Ok(i) = self.input.line_info.binary_search_by_key(&pc, |(p, _)| *p)
+                && self.last_line.is_none_or(|l| self.input.line_info[l].1 != self.input.line_info[i].1)
+            {
+                let _ = writeln!(self.log, "; {}", self.input.line_info[i].1);
+                self.last_line = Some(i);
+            }
+            let _ = writeln!(self.log, "{pc}: ({:02x}) {insn}", self.input.insns[pc].code);
         }
         let flow = self.exec(w, insn)?;
         if self.input.log_level >= 2 && matches!(flow, Flow::Continue) {
