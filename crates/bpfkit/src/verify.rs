@@ -29,6 +29,7 @@ fn info(m: &Map) -> MapInfo {
         value_size: spec.value_size,
         max_entries: spec.max_entries,
         rdonly_prog: !m.prog_writable(),
+        wronly_prog: !m.prog_readable(),
         inner: None,
         entries: m.insn_array_entries().map(|e| e.iter().map(|t| t[1]).collect()).unwrap_or_default(),
     }
@@ -96,6 +97,7 @@ pub(crate) fn input<'a>(
                 value_size: inner.value_size,
                 max_entries: inner.max_entries,
                 rdonly_prog: false,
+                wronly_prog: false,
                 inner: None,
                 entries: Vec::new(),
             });
@@ -124,6 +126,7 @@ pub(crate) fn input<'a>(
         ld_abs: matches!(t, ProgType::SocketFilter | ProgType::SchedCls | ProgType::SchedAct),
         packet_writable: matches!(t, ProgType::Xdp | ProgType::SchedCls | ProgType::SchedAct),
         allow_uninit_stack: true,
+        allow_ptr_leaks: true,
         line_info,
         log_level,
     }

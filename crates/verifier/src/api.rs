@@ -21,6 +21,8 @@ pub struct MapInfo {
     pub max_entries: u32,
     /// Programs may not write its values (`BPF_F_RDONLY_PROG`, frozen `.rodata`, insn arrays).
     pub rdonly_prog: bool,
+    /// Programs may not read its values (`BPF_F_WRONLY_PROG`).
+    pub wronly_prog: bool,
     /// For maps of maps: the index (in [`Input::maps`]) of a map like the inner ones.
     pub inner: Option<usize>,
     /// For instruction arrays: each entry's instruction (`xlated_off`).
@@ -88,6 +90,10 @@ pub struct Input<'a> {
     /// Reads of stack bytes never written are allowed (they read zero: bpfkit zeroes every
     /// frame). The kernel allows them to privileged (`CAP_PERFMON`) loaders, as root is.
     pub allow_uninit_stack: bool,
+    /// Pointers may leak into scalars (returned, stored in maps or the context, negated,
+    /// subtracted): the kernel allows it to privileged (`CAP_PERFMON`) loaders. It stays safe
+    /// here: a pointer turned scalar can never be dereferenced.
+    pub allow_ptr_leaks: bool,
     /// 0: no log; 1: errors and statistics; 2: every instruction with the registers.
     pub log_level: u32,
     /// Source lines (from BTF line info), sorted by instruction: `(insn, "text @ file:line")`.

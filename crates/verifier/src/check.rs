@@ -359,6 +359,10 @@ impl<'a> Checker<'a> {
                         let r = Scalar::konst(0).alu(Op::Sub, &s, width == Width::W32);
                         Self::set(&mut w.state, dst, Reg::Scalar(r));
                     }
+                    // Privileged: a negated (or byte-swapped) pointer is a scalar nothing is known of.
+                    Reg::Ptr(_) if self.input.allow_ptr_leaks => {
+                        Self::set(&mut w.state, dst, Reg::Scalar(Scalar::UNKNOWN));
+                    }
                     other => {
                         return Err(err(
                             pc,
@@ -454,7 +458,13 @@ impl<'a> Checker<'a> {
             Insn::Store { size, dst, off, src } => {
                 let base = self.reg(&w.state, pc, dst)?;
                 let value = match src {
-                    Operand::Reg(r) => self.reg(&w.state, pc, r)?,
+                    Operand::Reg(r) => match self.reg(&w.state, pc, r)? {
+                        // A spill to the stack links the slot with the register.
+                        Reg::Scalar(x) if matches!(base, Reg::Ptr(Ptr { kind: PtrKind::Stack { .. }, .. })) => {
+                            Reg::Scalar(self.link(&mut w.state, r, x))
+                        }
+                        v => v,
+                    },
                     Operand::Imm(i) => Reg::Scalar(Scalar::konst(i as i64 as u64)),
                 };
                 self.store(
@@ -529,7 +539,14 @@ impl<'a> Checker<'a> {
             AluOp::Mov => {
                 let v = match s {
                     Reg::Scalar(x) if bits32 => Reg::Scalar(x.truncate(4)),
-                    Reg::Scalar(x) => Reg::Scalar(x),
+                    // A copy of a scalar is linked to it (both narrow together on branches).
+                    Reg::Scalar(x) => {
+                        let x = match src {
+                            Operand::Reg(r) => self.link(st, r, x),
+                            Operand::Imm(_) => x,
+                        };
+                        Reg::Scalar(x)
+                    }
                     Reg::Ptr(_) if bits32 => Reg::Scalar(Scalar::of_size(4)),
                     p => p,
                 };
@@ -604,6 +621,18 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
+    /// Gives the scalar in register `r` an identity (if it has none and is not a constant) so
+    /// that its copies are linked; returns the scalar as copied.
+    fn link(&mut self, st: &mut State, r: R, x: Scalar) -> Scalar {
+        if x.id != 0 || x.is_const() {
+            return x;
+        }
+        let mut x = x;
+        x.id = self.fresh_id();
+        Self::set(st, r, Reg::Scalar(x));
+        x
+    }
+
     fn ptr_arith(&mut self, pc: usize, dn: u8, p: Ptr, op: Op, s: Scalar, bits32: bool) -> Res<Ptr> {
         if bits32 {
             return Err(err(pc, format!("R{dn} 32-bit pointer arithmetic prohibited")));
@@ -673,9 +702,22 @@ impl<'a> Checker<'a> {
                 if m.map_type == map_type::INSN_ARRAY {
                     return self.load_insn_ptr(pc, rn, p, off, size, &m, map);
                 }
+                if m.wronly_prog {
+                    let fixed = i64::from(p.off) + i64::from(off);
+                    return Err(err(
+                        pc,
+                        format!("read from map forbidden, value_size={} off={fixed} size={size}", m.value_size),
+                    ));
+                }
                 self.check_map_access(pc, rn, p, off, size, &m)?;
                 Ok(Reg::Scalar(ext(Scalar::of_size(size))))
             }
+            // Sign-extending loads from a typed context are refused, as the kernel's context checks
+            // do (a syscall program's context is plain memory).
+            PtrKind::Ctx if signed && !self.input.ctx.any_access => Err(err(
+                pc,
+                format!("invalid bpf_context access off={} size={size}", i64::from(p.off) + i64::from(off)),
+            )),
             PtrKind::Ctx => self.ctx_access(pc, rn, p, off, size, false).map(|r| match r {
                 Reg::Scalar(s) => Reg::Scalar(ext(s)),
                 other => other,
@@ -902,7 +944,7 @@ impl<'a> Checker<'a> {
                 self.check_map_access(pc, rn, p, off, size, &m)?;
             }
             PtrKind::Ctx => {
-                if matches!(value, Reg::Ptr(_)) {
+                if matches!(value, Reg::Ptr(_)) && !self.input.allow_ptr_leaks {
                     return Err(err(pc, format!("R{rn} leaks addr into ctx")));
                 }
                 self.ctx_access(pc, rn, p, off, size, true)?;
@@ -942,16 +984,26 @@ impl<'a> Checker<'a> {
             _ => {}
         }
         let v = self.reg(st, pc, src)?;
-        if !matches!(v, Reg::Scalar(_)) {
+        if !matches!(v, Reg::Scalar(_)) && !self.input.allow_ptr_leaks {
             return Err(err(pc, format!("R{} leaks addr into mem", src.index())));
         }
-        if op == AtomicOp::Cmpxchg && !matches!(self.reg(st, pc, R::R0)?, Reg::Scalar(_)) {
+        if op == AtomicOp::Cmpxchg && !matches!(self.reg(st, pc, R::R0)?, Reg::Scalar(_)) && !self.input.allow_ptr_leaks
+        {
             return Err(err(pc, "R0 leaks addr into mem"));
         }
         if let Reg::Ptr(p) = &base
             && !matches!(p.kind, PtrKind::Stack { .. } | PtrKind::MapValue { .. } | PtrKind::Mem { .. })
         {
             return Err(err(pc, format!("BPF_ATOMIC stores into R{} {} is not allowed", dst.index(), p.kind.name())));
+        }
+        // Atomic operations need natural alignment, always.
+        if let Reg::Ptr(p) = &base {
+            let desc = match p.kind {
+                PtrKind::Stack { .. } => "stack ",
+                PtrKind::MapValue { .. } => "value ",
+                _ => "",
+            };
+            self.check_alignment(pc, p, off, n, desc, true)?;
         }
         self.load(st, pc, dst.index(), &base, off, n, false)?;
         self.store(st, pc, dst.index(), &base, off, n, Reg::Scalar(Scalar::UNKNOWN), false)?;
@@ -990,9 +1042,13 @@ impl<'a> Checker<'a> {
                     match x.refine(cmp, &y, bits32, t) {
                         Some((rx, ry)) => {
                             let s = slot.as_mut().expect("state");
-                            Self::set(s, dst, Reg::Scalar(merge32(&x, rx, bits32)));
+                            let nx = merge32(&x, rx, bits32);
+                            Self::set(s, dst, Reg::Scalar(nx));
+                            sync_linked(s, &nx);
                             if let Some(r) = src_reg {
-                                Self::set(s, r, Reg::Scalar(merge32(&y, ry, bits32)));
+                                let ny = merge32(&y, ry, bits32);
+                                Self::set(s, r, Reg::Scalar(ny));
+                                sync_linked(s, &ny);
                             }
                         }
                         None => *slot = None,
@@ -1066,13 +1122,14 @@ impl<'a> Checker<'a> {
             (PtrKind::Packet, PtrKind::PacketMeta) => (y, PtrKind::Packet, cmp.swap()),
             _ => return,
         };
-        // pkt + off <= end holds on: `pkt > end` false, `pkt <= end` true, `pkt < end` true
-        // (one byte less is guaranteed, the kernel's convention is off - 1 for strict), etc.
+        // On the side where `pkt + off <= end` holds, `off` bytes from the packet pointer's base are
+        // in the packet; where `pkt + off < end` holds, `off + 1`.
         let (side_ok, range) = match cmp {
             Cmp::Gt => (false, pkt.off),
             Cmp::Le => (true, pkt.off),
-            Cmp::Ge => (false, pkt.off - 1),
-            Cmp::Lt => (true, pkt.off - 1),
+            // `pkt + N < end` proves N + 1 bytes (the kernel's right-open range).
+            Cmp::Ge => (false, pkt.off + 1),
+            Cmp::Lt => (true, pkt.off + 1),
             _ => return,
         };
         if range <= 0 || pkt.off < 0 {
@@ -1133,7 +1190,7 @@ impl<'a> Checker<'a> {
             if let Some((id, at)) = w.state.refs.first() {
                 return Err(err(pc, format!("Unreleased reference id={id} alloc_insn={at}")));
             }
-            if !matches!(r0, Reg::Scalar(_)) {
+            if !matches!(r0, Reg::Scalar(_)) && !self.input.allow_ptr_leaks {
                 return Err(err(pc, "R0 leaks addr as return value"));
             }
             return Ok(Flow::End);
@@ -1510,10 +1567,32 @@ fn widen(old: &State, new: &mut State) {
     }
 }
 
+/// Every register and spilled slot linked to `s` (same id) learns what a branch taught about it.
+fn sync_linked(st: &mut State, s: &Scalar) {
+    if s.id == 0 {
+        return;
+    }
+    for fr in &mut st.frames {
+        for r in fr.regs.iter_mut() {
+            if matches!(r, Reg::Scalar(x) if x.id == s.id) {
+                *r = Reg::Scalar(*s);
+            }
+        }
+        for slot in fr.stack.iter_mut() {
+            if let Some(Reg::Scalar(x)) = &mut slot.spilled
+                && x.id == s.id
+            {
+                // A narrow spill holds the value only if it fits; it does (it was linked).
+                *x = *s;
+            }
+        }
+    }
+}
+
 /// Keeps the 64-bit knowledge of `orig` when a 32-bit comparison refined only the low half.
 fn merge32(orig: &Scalar, refined: Scalar, bits32: bool) -> Scalar {
     if !bits32 {
-        return refined;
+        return Scalar { id: orig.id, ..refined };
     }
     let mut s = *orig;
     s.u32_min = refined.u32_min;
@@ -1534,11 +1613,13 @@ fn slot_of(off: i64) -> (usize, usize) {
 fn read_stack(fr: &mut Frame, pc: usize, lo: i64, hi: i64, size: u32, allow_uninit: bool) -> Res<Reg> {
     let (slot, byte) = slot_of(lo);
     let s = fr.stack[slot];
-    // A fill of exactly what was spilled gives the register back.
+    // A fill of exactly what was spilled gives the register back; so does a narrower fill of
+    // its low bytes when the value fits them.
     if let Some(r) = s.spilled
         && byte == usize::from(s.spill_at)
-        && size == u32::from(s.spill_len)
         && hi - lo == i64::from(size)
+        && (size == u32::from(s.spill_len)
+            || size < u32::from(s.spill_len) && matches!(r, Reg::Scalar(x) if x.umax < 1u64 << (size * 8)))
     {
         return Ok(r);
     }
@@ -1608,7 +1689,9 @@ fn write_stack(fr: &mut Frame, lo: i64, hi: i64, size: u32, exact: bool, value: 
         for b in &mut s.bytes[byte..byte + size as usize] {
             *b = Byte::Spill;
         }
-        s.spilled = Some(Reg::Scalar(x.truncate(size)));
+        // The value stays linked when it fits the slot bytes; otherwise only its low bytes are kept.
+        let fits = x.umax < 1u64 << (size * 8);
+        s.spilled = Some(Reg::Scalar(if fits { x } else { x.truncate(size) }));
         s.spill_at = byte as u8;
         s.spill_len = size as u8;
         return;

@@ -20,6 +20,10 @@ pub struct Scalar {
     pub s32_max: i32,
     pub u32_min: u32,
     pub u32_max: u32,
+    /// Non-zero when other registers or stack slots hold the same value (copied by a move or a
+    /// spill): a branch that narrows one narrows them all (the kernel's linked scalars). Not part
+    /// of the knowledge itself: arithmetic results get 0.
+    pub id: u32,
 }
 
 /// ALU operations the transfer functions know.
@@ -122,6 +126,7 @@ impl Scalar {
         s32_max: i32::MAX,
         u32_min: 0,
         u32_max: u32::MAX,
+        id: 0,
     };
 
     /// Exactly `v`.
@@ -136,6 +141,7 @@ impl Scalar {
             s32_max: v as i32,
             u32_min: v as u32,
             u32_max: v as u32,
+            id: 0,
         }
     }
 
@@ -223,6 +229,7 @@ impl Scalar {
             s32_max: self.s32_max.max(o.s32_max),
             u32_min: self.u32_min.min(o.u32_min),
             u32_max: self.u32_max.max(o.u32_max),
+            id: 0,
         }
         .synced()
     }
@@ -331,6 +338,7 @@ impl Scalar {
             s32_max: self.s32_max,
             u32_min: self.u32_min,
             u32_max: self.u32_max,
+            id: 0,
         }
         .synced()
     }

@@ -121,7 +121,8 @@ impl Reg {
         match (self, new) {
             // The continuation from the old state never read this register.
             (Reg::NotInit, _) => true,
-            (Reg::Scalar(a), Reg::Scalar(b)) => a.contains(b),
+            // An old state whose scalar was linked relied on the link: the new one needs it too.
+            (Reg::Scalar(a), Reg::Scalar(b)) => a.contains(b) && (a.id == 0 || ids.check(a.id, b.id)),
             (Reg::Ptr(a), Reg::Ptr(b)) => {
                 a.kind == b.kind
                     && a.off == b.off
