@@ -299,9 +299,10 @@ pub fn standard() -> Helpers {
     });
     h.register_loop(id::LOOP);
     h.register_tail_call(id::TAIL_CALL, |ctx, map, index| {
+        // The index is a u32: the kernel (and its JITs) ignore its upper 32 bits.
         let (m, _) = map_of(ctx, map).ok()?;
         let g = bpfkit_maps::pin();
-        let entry = m.bpf_tail_call_target(u32::try_from(index).ok()?, &g)?;
+        let entry = m.bpf_tail_call_target(index as u32, &g)?;
         Arc::clone(&entry.handle).downcast::<Program>().ok()
     });
     h

@@ -51,6 +51,8 @@ fn fields(table: &[CtxField], data: Option<(u32, u32, u32)>) -> Vec<bpfkit_verif
                 kind,
                 writable: f.writable,
                 narrow: f.narrow && kind == CtxFieldKind::Scalar,
+                // `__sk_buff.cb[]` (offsets 48..68) takes stores of any aligned size.
+                narrow_write: data.is_none_or(|(d, _, _)| d != 0) && (48..68).contains(&f.off) && f.writable,
             }
         })
         .collect()

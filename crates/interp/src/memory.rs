@@ -252,7 +252,10 @@ impl CtxRegion {
             }
             let inner = off - start;
             let exact = inner == 0 && size == fsize;
-            let ok = if write { exact && f.writable } else { exact || (f.narrow && f.shadow_size == f.size) };
+            // Narrow writes only inside writable fields stored as is (`cb[]`), aligned to their size.
+            let narrow = f.narrow && f.shadow_size == f.size;
+            let ok =
+                if write { f.writable && (exact || narrow && inner.is_multiple_of(size)) } else { exact || narrow };
             let in_shadow =
                 (f.shadow_off as usize).checked_add(usize::from(f.shadow_size)).is_some_and(|e| e <= self.shadow_len);
             (ok && in_shadow).then_some((f, inner))

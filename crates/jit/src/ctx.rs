@@ -86,8 +86,12 @@ fn field_access(layout: &CtxLayout, off: i64, size: u64, write: bool) -> Option<
         }
         let inner = off - start;
         let exact = inner == 0 && size == fsize;
-        if write {
-            (exact && f.writable).then_some((f.shadow_off, f.shadow_size))
+        if write && exact {
+            f.writable.then_some((f.shadow_off, f.shadow_size))
+        } else if write {
+            // Narrow writes inside a writable field stored as is (`cb[]`), aligned to their size.
+            (f.writable && f.narrow && f.shadow_size == f.size && inner.is_multiple_of(size))
+                .then_some((f.shadow_off + inner as u32, size as u8))
         } else if exact {
             Some((f.shadow_off, f.shadow_size))
         } else if f.narrow && f.shadow_size == f.size {

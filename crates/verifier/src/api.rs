@@ -60,6 +60,8 @@ pub struct CtxField {
     pub writable: bool,
     /// Narrower loads inside the field are allowed.
     pub narrow: bool,
+    /// Narrower stores inside the field are allowed (`__sk_buff.cb[]`).
+    pub narrow_write: bool,
 }
 
 /// The context rules of the program type.

@@ -896,7 +896,10 @@ impl<'a> Checker<'a> {
         let f = ctx.fields.iter().find(|f| o >= f.off && o < f.off + f.size).ok_or_else(bad)?;
         let exact = o == f.off && size == f.size;
         let narrow = f.narrow && o + size <= f.off + f.size && o.is_multiple_of(size);
-        if !(exact || narrow && f.kind == CtxFieldKind::Scalar) || write && !f.writable {
+        if !(exact || narrow && f.kind == CtxFieldKind::Scalar)
+            || write && !f.writable
+            || write && !exact && !f.narrow_write
+        {
             return Err(bad());
         }
         Ok(match f.kind {
