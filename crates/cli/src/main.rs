@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 mod elf;
 mod hexfmt;
+mod keys;
 mod objcmd;
 
 /// A userspace eBPF runtime: assemble, disassemble and run BPF programs.
@@ -86,6 +87,89 @@ enum Command {
         #[command(subcommand)]
         command: MapCommand,
     },
+    /// Static keys: list an object's keys, or list and flip those of a running `serve`.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Run a packet program over a capture until stopped, controlled through a socket.
+    ///
+    /// A Unix-domain socket: flip the program's static keys and read its counters while it runs.
+    /// Loads and verifies the object (the JIT by default, as `run`), sets the --key keys, binds
+    /// the control socket (replacing a stale one) and runs the program on --threads workers over
+    /// the packets of --pcap, once or, with --loop, over and over, counting runs and return
+    /// values. It ends on a `stop` request or SIGINT/SIGTERM (it then removes the socket and
+    /// prints its counters). Without --loop it keeps answering after the pass until stopped.
+    ///
+    /// The protocol: one request per line, one answer line per request, on a connection kept
+    /// until the client closes it:
+    ///
+    ///   key set NAME on|off   ->  ok | error: MESSAGE   (once every site is in the new state)
+    ///   key get NAME          ->  on | off
+    ///   key list              ->  [{"name", "state", "sites", "programs", "program_names"}, ...]
+    ///   stats                 ->  {"program", "type", "backend", "threads", "loop",
+    ///                              "consistent", "running", "uptime_s", "runs", "retvals",
+    ///                              "errors", "first_error", "runs_per_second", "interval_s",
+    ///                              "interval_runs_per_second", "keys": {"NAME": "on"|"off"}}
+    ///   stop                  ->  ok, then the server ends
+    ///
+    /// Any other request is answered `error: ...`. `retvals` counts each return value (by name,
+    /// e.g. XDP_DROP; EINVAL: frames the kernel's test run refuses); `interval_*` is since the
+    /// previous `stats`. Clients: `bpfkit key set|list --control`, `bpfkit stats --control`,
+    /// `bpfkit control SOCKET REQUEST`, or any program (`socat - UNIX-CONNECT:SOCKET`).
+    ///
+    /// The server runs in a child process in its own process group, which the `serve` process
+    /// waits for: Ctrl-C ends `serve`, and the server, seeing that, stops cleanly (so does
+    /// SIGTERM; shells start background jobs with SIGINT ignored).
+    #[command(verbatim_doc_comment)]
+    Serve(keys::ServeArgs),
+    /// The counters of a running `serve` (the `stats` request): runs, return values, runs per
+    /// second, key states.
+    Stats {
+        /// The server's control socket.
+        #[arg(long, value_name = "SOCKET")]
+        control: PathBuf,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send one request of the `serve` protocol (see `bpfkit serve --help`), e.g. `stop`, and
+    /// print the answer; exits non-zero on an `error:` answer.
+    Control {
+        /// The server's control socket.
+        socket: PathBuf,
+        /// The request's words.
+        #[arg(required = true, trailing_var_arg = true)]
+        request: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Each static key: its state, its number of sites and of programs using it (one key map
+    /// each), and their names. With OBJ, as loaded; with --control, those of a running `serve`.
+    List {
+        /// ELF object.
+        #[arg(required_unless_present = "control", conflicts_with = "control")]
+        object: Option<PathBuf>,
+        /// The control socket of a running `bpfkit serve`.
+        #[arg(long, value_name = "SOCKET")]
+        control: Option<PathBuf>,
+        /// Print JSON: [{"name", "state", "sites", "programs", "program_names"}, ...].
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn a static key of a running `serve` on or off: returns once every site is in the new
+    /// state (with `serve --consistent`, after the runs in progress end).
+    Set {
+        /// The key (`DEFINE_STATIC_KEY(NAME)`).
+        name: String,
+        /// on or off.
+        state: String,
+        /// The control socket of a running `bpfkit serve`.
+        #[arg(long, value_name = "SOCKET")]
+        control: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,6 +182,10 @@ enum ProgCommand {
     /// Dump a program: `xlated` (the instructions bpfkit runs, relocations bound), `jited`
     /// (the x86-64 code, disassembled under the BPF instruction each range comes from) or
     /// `cfg` (the control-flow graph the verifier builds), with source lines from BTF line info.
+    ///
+    /// `xlated` and `jited` mark each static branch with its key and what it does now
+    /// (`; static key NAME: on, jumps` or `off, falls through`; a `likely` site falls through
+    /// while its key is on).
     ///
     /// `cfg` prints one paragraph per basic block: `block N [first..last]` (instruction
     /// indices, both included), its instructions, then `-> ` its successors, each marked
@@ -118,6 +206,10 @@ enum ProgCommand {
         /// With `cfg`: print a Graphviz digraph (`dot -Tsvg`).
         #[arg(long)]
         dot: bool,
+        /// Set a static key first (NAME=on or NAME=off; repeatable): `xlated` and `jited`
+        /// mark each static branch with its key's state and whether it jumps or falls through.
+        #[arg(long, value_name = "NAME=on|off")]
+        key: Vec<String>,
     },
 }
 
@@ -193,6 +285,9 @@ fn main() -> ExitCode {
         Command::Run(args) => match (&args.object, &args.asm) {
             (Some(_), _) if !args.ctx.is_empty() || args.ctx_file.is_some() => objcmd::run_syscall(&args),
             (Some(_), _) => objcmd::run(&args),
+            (None, Some(_)) if !args.key.is_empty() => {
+                Err(anyhow::anyhow!("--key sets the static keys of an object; an --asm program has none"))
+            }
             (None, Some(asm)) => cmd_run(
                 asm,
                 args.mem.as_deref(),
@@ -206,18 +301,30 @@ fn main() -> ExitCode {
         Command::Prog { command: ProgCommand::Dump { what, dot: true, .. } } if what != DumpKind::Cfg => {
             Err(anyhow::anyhow!("--dot goes with `prog dump cfg`"))
         }
-        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Xlated, object, prog, .. } } => {
-            objcmd::dump_xlated(&object, prog.as_deref())
+        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Xlated, object, prog, key, .. } } => {
+            objcmd::dump_xlated(&object, prog.as_deref(), &key)
         }
-        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Jited, object, prog, .. } } => {
-            objcmd::dump_jited(&object, prog.as_deref())
+        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Jited, object, prog, key, .. } } => {
+            objcmd::dump_jited(&object, prog.as_deref(), &key)
         }
-        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Cfg, object, prog, dot } } => {
+        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Cfg, key, .. } } if !key.is_empty() => {
+            Err(anyhow::anyhow!("--key goes with `prog dump xlated` and `prog dump jited`"))
+        }
+        Command::Prog { command: ProgCommand::Dump { what: DumpKind::Cfg, object, prog, dot, .. } } => {
             objcmd::dump_cfg(&object, prog.as_deref(), dot)
         }
         Command::Map { command: MapCommand::Dump { object, map, map_init, prog } } => {
             objcmd::map_dump(&object, &map, map_init.as_deref(), prog.as_deref())
         }
+        Command::Key { command: KeyCommand::List { object: Some(object), json, .. } } => keys::key_list(&object, json),
+        Command::Key { command: KeyCommand::List { control: Some(socket), json, .. } } => {
+            keys::key_list_control(&socket, json)
+        }
+        Command::Key { command: KeyCommand::List { .. } } => Err(anyhow::anyhow!("give an object or --control SOCKET")),
+        Command::Key { command: KeyCommand::Set { name, state, control } } => keys::key_set(&control, &name, &state),
+        Command::Serve(args) => return keys::serve_main(&args),
+        Command::Stats { control, json } => keys::stats(&control, json),
+        Command::Control { socket, request } => keys::control(&socket, &request),
         Command::ConformancePlugin { args } => return conformance_plugin(&args),
         Command::Bench(args) => objcmd::bench(&args),
         Command::Verify { object, prog, log_level } => objcmd::verify(&object, prog.as_deref(), log_level),

@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// Stop after this many taken backward jumps (unverified programs may loop forever).
     #[arg(long, value_name = "N")]
     pub(crate) branch_limit: Option<u64>,
+    /// Set a static key after load, before running (NAME=on or NAME=off; repeatable, applied in
+    /// order). `bpfkit key list OBJ` lists the keys.
+    #[arg(long, value_name = "NAME=on|off")]
+    pub(crate) key: Vec<String>,
 }
 
 /// Opens an object in a runtime with one CPU slot per host CPU (per-CPU maps then have as many
@@ -116,12 +120,22 @@ pub fn verified(obj: &Object, trust: bool) -> Result<bool> {
 
 /// The backend of `o`, with the object's programs compiled when it is the JIT.
 pub fn prepare_backend(obj: &Object, o: &RunArgs) -> Result<bpfkit::Backend> {
-    if o.branch_limit.is_some() && o.backend == crate::Backend::Jit {
+    prepare_backend_for(obj, o.backend, o.trust_unverified, o.branch_limit)
+}
+
+/// [`prepare_backend`] from the options themselves.
+pub fn prepare_backend_for(
+    obj: &Object,
+    backend: crate::Backend,
+    trust: bool,
+    branch_limit: Option<u64>,
+) -> Result<bpfkit::Backend> {
+    if branch_limit.is_some() && backend == crate::Backend::Jit {
         bail!("--branch-limit needs the interpreter: native code does not count jumps");
     }
-    let verified = verified(obj, o.trust_unverified)?;
-    let backend = if o.branch_limit.is_some() { crate::Backend::Interp } else { o.backend };
-    let b = crate::resolve_backend(backend, o.trust_unverified, verified)?;
+    let verified = verified(obj, trust)?;
+    let backend = if branch_limit.is_some() { crate::Backend::Interp } else { backend };
+    let b = crate::resolve_backend(backend, trust, verified)?;
     if b == bpfkit::Backend::Jit {
         obj.jit(if verified { bpfkit::Trust::Verified } else { bpfkit::Trust::CallerVouches })?;
     }
@@ -347,7 +361,7 @@ fn run_packet(prog: &Prog, w: &mut Worker, xdp: &mut Option<XdpPacket>, data: &[
     }
 }
 
-fn read_pcap(path: &Path) -> Result<Vec<(Duration, Vec<u8>)>> {
+pub(crate) fn read_pcap(path: &Path) -> Result<Vec<(Duration, Vec<u8>)>> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader =
         pcap_file::pcap::PcapReader::new(f).with_context(|| format!("{} is not a pcap file", path.display()))?;
@@ -368,6 +382,7 @@ pub fn run(o: &RunArgs) -> Result<()> {
     if let Some(init) = &o.map_init {
         map_init(&obj, init)?;
     }
+    crate::keys::apply(&obj, &o.key)?;
     let prog = pick(&obj, o.prog.as_deref())?;
     let backend = prepare_backend(&obj, o)?;
     let packets = read_pcap(pcap)?;
@@ -520,6 +535,7 @@ fn single_worker_pps(o: &RunArgs, packets: &[(Duration, Vec<u8>)], repeat: u64) 
     if let Some(init) = &o.map_init {
         map_init(&obj, init)?;
     }
+    crate::keys::apply(&obj, &o.key)?;
     let prog = pick(&obj, o.prog.as_deref())?;
     let mut w = Worker::new(obj.runtime(), 0);
     w.set_backend(prepare_backend(&obj, o)?);
@@ -550,7 +566,7 @@ fn emit_trace(path: Option<&Path>, lines: &[String]) {
     }
 }
 
-fn retval_names(t: ProgType) -> impl Fn(u64) -> Option<String> {
+pub(crate) fn retval_names(t: ProgType) -> impl Fn(u64) -> Option<String> {
     move |v| match (t, v) {
         (ProgType::Xdp, 0) => Some("XDP_ABORTED".into()),
         (ProgType::Xdp, 1) => Some("XDP_DROP".into()),
@@ -637,6 +653,7 @@ pub fn run_syscall(o: &RunArgs) -> Result<()> {
     if let Some(init) = &o.map_init {
         map_init(&obj, init)?;
     }
+    crate::keys::apply(&obj, &o.key)?;
     let prog = pick(&obj, o.prog.as_deref())?;
     let mut contexts: Vec<Vec<u8>> = o.ctx.iter().map(|h| hexfmt::parse(h)).collect::<Result<_>>()?;
     if let Some(f) = &o.ctx_file {
@@ -675,28 +692,36 @@ fn source_lines(prog: &Prog) -> BTreeMap<usize, String> {
 }
 
 /// `bpfkit prog dump xlated OBJ`: the program as bpfkit runs it (relocations bound: map
-/// references are addresses and tokens), with source lines.
-pub fn dump_xlated(object: &Path, name: Option<&str>) -> Result<()> {
+/// references are addresses and tokens), with source lines; each static branch with its key's
+/// state and what the site does (after `--key` settings).
+pub fn dump_xlated(object: &Path, name: Option<&str>, keys: &[String]) -> Result<()> {
     let obj = open(object, 1)?;
+    crate::keys::apply(&obj, keys)?;
     let prog = pick(&obj, name)?;
     let lines = source_lines(prog);
+    let sites = crate::keys::site_keys(&obj, prog);
     let mut out = std::io::stdout().lock();
     writeln!(out, "; {} ({}), {} slots", prog.name(), prog.prog_type(), prog.insns().len())?;
     for l in bpfkit_isa::decode_program(prog.insns())? {
         if let Some(src) = lines.get(&l.pc) {
             writeln!(out, "; {src}")?;
         }
-        writeln!(out, "{:>5}: {}", l.pc, l.insn)?;
+        match crate::keys::site_note(&obj, prog, &sites, l.pc) {
+            Some(note) => writeln!(out, "{:>5}: {:<32} {note}", l.pc, l.insn.to_string())?,
+            None => writeln!(out, "{:>5}: {}", l.pc, l.insn)?,
+        }
     }
     Ok(())
 }
 
 /// `bpfkit prog dump jited OBJ`: the JIT's machine code, disassembled, under the BPF
 /// instruction each range comes from (and its source line).
-pub fn dump_jited(object: &Path, name: Option<&str>) -> Result<()> {
+pub fn dump_jited(object: &Path, name: Option<&str>, keys: &[String]) -> Result<()> {
     use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
     let obj = open(object, 1)?;
+    crate::keys::apply(&obj, keys)?;
     let prog = pick(&obj, name)?;
+    let sites = crate::keys::site_keys(&obj, prog);
     let c = prog.compile_native()?;
     let mut out = std::io::stdout().lock();
     let lines = source_lines(prog);
@@ -727,7 +752,16 @@ pub fn dump_jited(object: &Path, name: Option<&str>) -> Result<()> {
     let mut printed_pc = usize::MAX;
     let mut offset = 0usize;
     let mut idx = 0;
-    let by_pc: BTreeMap<usize, String> = insns.iter().map(|l| (l.pc, l.insn.to_string())).collect();
+    let by_pc: BTreeMap<usize, String> = insns
+        .iter()
+        .map(|l| {
+            let text = match crate::keys::site_note(&obj, prog, &sites, l.pc) {
+                Some(note) => format!("{:<32} {note}", l.insn.to_string()),
+                None => l.insn.to_string(),
+            };
+            (l.pc, text)
+        })
+        .collect();
     let mut decoder = Decoder::with_ip(64, &c.code, 0, DecoderOptions::NONE);
     let mut text = String::new();
     while decoder.can_decode() {
@@ -972,6 +1006,9 @@ pub struct BenchArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Set a static key first (NAME=on or NAME=off; repeatable).
+    #[arg(long, value_name = "NAME=on|off")]
+    pub(crate) key: Vec<String>,
 }
 
 /// `bpfkit bench`: nanoseconds per run of a program over a capture, the median of several
@@ -981,6 +1018,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     if let Some(init) = &a.map_init {
         map_init(&obj, init)?;
     }
+    crate::keys::apply(&obj, &a.key)?;
     let prog = pick(&obj, a.prog.as_deref())?;
     let verified = verified(&obj, a.trust_unverified)?;
     let backend = crate::resolve_backend(a.backend, a.trust_unverified, verified)?;

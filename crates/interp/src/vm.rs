@@ -690,6 +690,10 @@ pub(crate) fn ld_packet(mem: &MemMap, off: i64, size: u64) -> Result<Option<u64>
     let Some(pkt) = mem.regions.iter().find(|r| r.kind == RegionKind::Packet).copied() else {
         return Err(RunErrorKind::NoPacket);
     };
+    // `SKF_LL_OFF + k`: byte k from the link-layer (MAC) header, where the packet region starts.
+    const SKF_LL_OFF: i64 = -0x20_0000;
+    const SKF_NET_OFF: i64 = -0x10_0000;
+    let off = if (SKF_LL_OFF..SKF_NET_OFF).contains(&off) { off - SKF_LL_OFF } else { off };
     if off < 0 || (off as u64).saturating_add(size) > pkt.len {
         return Ok(None);
     }
