@@ -7,7 +7,7 @@ Usage: tools/verifier-vs-kernel.py [OBJ ...]   (default: tests/bpf/*.bpf.o examp
 gotox and static-key objects excepted: this kernel has neither)"""
 import glob, re, subprocess, sys
 
-objs = sys.argv[1:] or [o for o in sorted(glob.glob("tests/bpf/*.bpf.o")) + glob.glob("examples/*.bpf.o") if "gotox" not in o and "static_keys" not in o]
+objs = sys.argv[1:] or [o for o in sorted(glob.glob("tests/bpf/*.bpf.o")) + glob.glob("examples/*.bpf.o") if "gotox" not in o and "static_keys" not in o and "keyed" not in o]
 print(f"{'object':<28} {'program':<18} {'bpfkit insns':>12} {'bpfkit us':>10} {'kernel insns':>12} {'kernel us':>10}")
 for obj in objs:
     mine, theirs = {}, {}

@@ -121,8 +121,11 @@ impl Reg {
         match (self, new) {
             // The continuation from the old state never read this register.
             (Reg::NotInit, _) => true,
-            // An old state whose scalar was linked relied on the link: the new one needs it too.
-            (Reg::Scalar(a), Reg::Scalar(b)) => a.contains(b) && (a.id == 0 || ids.check(a.id, b.id)),
+            // An old state whose scalar was linked to another relied on the link: the new one
+            // needs it too (an id held once links nothing).
+            (Reg::Scalar(a), Reg::Scalar(b)) => {
+                a.contains(b) && (a.id == 0 || !ids.shared.contains(&a.id) || ids.check(a.id, b.id))
+            }
             (Reg::Ptr(a), Reg::Ptr(b)) => {
                 a.kind == b.kind
                     && a.off == b.off
@@ -141,6 +144,8 @@ impl Reg {
 #[derive(Default)]
 pub struct IdMap {
     pairs: Vec<(u32, u32)>,
+    /// Scalar ids the old state holds in more than one place (real links).
+    pub shared: Vec<u32>,
 }
 
 impl IdMap {
@@ -276,6 +281,21 @@ impl State {
             return false;
         }
         let mut ids = IdMap::default();
+        let mut seen: Vec<u32> = Vec::new();
+        for fr in &self.frames {
+            let spilled = fr.stack.iter().filter_map(|s| s.spilled.as_ref());
+            for r in fr.regs.iter().chain(spilled) {
+                if let Reg::Scalar(x) = r
+                    && x.id != 0
+                {
+                    if seen.contains(&x.id) {
+                        ids.shared.push(x.id);
+                    } else {
+                        seen.push(x.id);
+                    }
+                }
+            }
+        }
         let last = self.frames.len() - 1;
         for (i, (o, n)) in self.frames.iter().zip(&new.frames).enumerate() {
             if o.callsite != n.callsite || o.callback != n.callback {
