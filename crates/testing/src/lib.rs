@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod filetest;
 pub mod fuzz;
 pub mod r#gen;
+pub mod soundness;
 pub mod workloads;
 
 /// Whether the JIT can run here; prints a visible SKIPPED line when it cannot (tests then skip

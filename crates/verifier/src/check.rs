@@ -655,7 +655,8 @@ impl<'a> Checker<'a> {
         let mut r = p;
         if let Some(v) = s.value() {
             let delta = if op == Op::Add { v as i64 } else { (v as i64).wrapping_neg() };
-            let off = i64::from(p.off) + delta;
+            // Saturating: `delta` may be i64::MIN (out of bounds either way).
+            let off = i64::from(p.off).saturating_add(delta);
             if off.unsigned_abs() >= MAX_VAR_OFF {
                 return Err(err(pc, format!("value {delta} makes {} pointer be out of bounds", p.kind.name())));
             }
@@ -931,6 +932,13 @@ impl<'a> Checker<'a> {
         match p.kind {
             PtrKind::Stack { frame } => {
                 let (lo, hi) = self.stack_range(pc, rn, p, off, size)?;
+                // A caller's frame outlives this one: a stack pointer stored there could be used
+                // after the frame it points to is gone.
+                if usize::from(frame) + 1 != st.frames.len()
+                    && matches!(value, Reg::Ptr(Ptr { kind: PtrKind::Stack { .. }, .. }))
+                {
+                    return Err(err(pc, "cannot spill pointers to stack into stack frame of the caller"));
+                }
                 self.note_depth(st, frame, lo)?;
                 let fr = &mut st.frames[frame as usize];
                 write_stack(fr, lo, hi, size, p.var.is_const(), value, from_reg);
@@ -972,15 +980,32 @@ impl<'a> Checker<'a> {
     #[allow(clippy::too_many_arguments)]
     fn atomic(&mut self, st: &mut State, pc: usize, size: Size, op: AtomicOp, dst: R, src: R, off: i16) -> Res<()> {
         let n = size_bytes(size);
-        let base = self.reg(st, pc, dst)?;
+        // For load-acquire `dst` is the destination (not read); otherwise the base.
+        let base = if op == AtomicOp::LoadAcquire { Reg::NotInit } else { self.reg(st, pc, dst)? };
+        // Load-acquire and store-release need natural alignment too (strict_alignment_once).
+        let aligned = |c: &Self, r: &Reg| match r {
+            Reg::Ptr(p) => {
+                let desc = match p.kind {
+                    PtrKind::Stack { .. } => "stack ",
+                    PtrKind::MapValue { .. } => "value ",
+                    PtrKind::Packet | PtrKind::PacketMeta => "packet ",
+                    PtrKind::Ctx => "context ",
+                    _ => "",
+                };
+                c.check_alignment(pc, p, off, n, desc, true)
+            }
+            _ => Ok(()),
+        };
         match op {
             AtomicOp::LoadAcquire => {
+                aligned(self, &self.reg(st, pc, src)?)?;
                 let v = self.load(st, pc, src.index(), &self.reg(st, pc, src)?, off, n, false)?;
                 Self::check_dst_writable(pc, dst)?;
                 Self::set(st, dst, v);
                 return Ok(());
             }
             AtomicOp::StoreRelease => {
+                aligned(self, &base)?;
                 let v = self.reg(st, pc, src)?;
                 return self.store(st, pc, dst.index(), &base, off, n, v, true);
             }
@@ -1121,8 +1146,14 @@ impl<'a> Checker<'a> {
         let (pkt, end_kind, cmp) = match (x.kind, y.kind) {
             (PtrKind::Packet, PtrKind::PacketEnd) => (x, PtrKind::PacketEnd, cmp),
             (PtrKind::PacketEnd, PtrKind::Packet) => (y, PtrKind::PacketEnd, cmp.swap()),
-            (PtrKind::PacketMeta, PtrKind::Packet) => (x, PtrKind::Packet, cmp),
-            (PtrKind::Packet, PtrKind::PacketMeta) => (y, PtrKind::Packet, cmp.swap()),
+            // `data_meta` is bounded only by `data` itself, not by `data` plus an offset (the
+            // kernel's reg_is_init_pkt_pointer).
+            (PtrKind::PacketMeta, PtrKind::Packet) if y.off == 0 && y.var == Scalar::konst(0) => {
+                (x, PtrKind::Packet, cmp)
+            }
+            (PtrKind::Packet, PtrKind::PacketMeta) if x.off == 0 && x.var == Scalar::konst(0) => {
+                (y, PtrKind::Packet, cmp.swap())
+            }
             _ => return,
         };
         // On the side where `pkt + off <= end` holds, `off` bytes from the packet pointer's base are
@@ -1279,6 +1310,8 @@ impl<'a> Checker<'a> {
         };
         let mut map: Option<u32> = None;
         let mut mem_size_arg: Option<(usize, Ptr, bool)> = None;
+        // A NULL `ARG_PTR_TO_MEM_OR_NULL`: its size must be 0 (its register).
+        let mut null_mem: Option<u8> = None;
         let mut released: Option<u32> = None;
         let mut callback: Option<usize> = None;
         for (i, arg) in proto.args.iter().enumerate() {
@@ -1309,6 +1342,7 @@ impl<'a> Checker<'a> {
                 }
                 Arg::Mem | Arg::MemOrNull | Arg::UninitMem => {
                     if *arg == Arg::MemOrNull && v.scalar().is_some_and(|s| s.value() == Some(0)) {
+                        null_mem = Some(rn);
                         continue;
                     }
                     let Reg::Ptr(p) = v else { return Err(expected("fp")) };
@@ -1330,6 +1364,12 @@ impl<'a> Checker<'a> {
                             pc,
                             format!("R{rn} unbounded memory access, use 'var &= const' or 'if (var < const)'"),
                         ));
+                    }
+                    if let Some(r) = null_mem.take()
+                        && s.umax > 0
+                    {
+                        // The kernel allows NULL only with a zero size (check_helper_mem_access).
+                        return Err(err(pc, format!("R{r} type=scalar expected=fp")));
                     }
                     if let Some((_, p, read)) = mem_size_arg.take()
                         && s.umax > 0
@@ -1408,6 +1448,20 @@ impl<'a> Checker<'a> {
         // The call clobbers r1-r5; r0 is the result.
         for r in 1..=5 {
             w.state.cur_mut().regs[r] = Reg::NotInit;
+        }
+        // Helpers that may move or resize the packet make every packet pointer stale (the
+        // kernel's bpf_helper_changes_pkt_data and clear_all_pkt_pointers).
+        if matches!(id, 9 | 10 | 44 | 54 | 65) {
+            let gone = if self.input.allow_ptr_leaks { Reg::Scalar(Scalar::UNKNOWN) } else { Reg::NotInit };
+            let is_pkt = |r: &Reg| matches!(r, Reg::Ptr(p) if matches!(p.kind, PtrKind::Packet | PtrKind::PacketMeta | PtrKind::PacketEnd));
+            for fr in &mut w.state.frames {
+                for r in fr.regs.iter_mut().filter(|r| is_pkt(r)) {
+                    *r = gone;
+                }
+                for sl in fr.stack.iter_mut().filter(|sl| sl.spilled.as_ref().is_some_and(is_pkt)) {
+                    sl.spilled = Some(Reg::Scalar(Scalar::UNKNOWN));
+                }
+            }
         }
         let r0 = match proto.ret {
             Ret::Integer => Reg::Scalar(Scalar::UNKNOWN),
@@ -1524,7 +1578,16 @@ impl<'a> Checker<'a> {
                 }
                 self.check_mem_region(pc, rn, p, 0, size, msize, "mem")
             }
-            PtrKind::Ctx if read => Ok(()),
+            // A context without a fixed layout (syscall programs): as the kernel, one byte access
+            // at the last offset, which counts in `max_ctx_offset` (other contexts are refused).
+            PtrKind::Ctx if self.input.ctx.any_access => {
+                if size == 0 {
+                    return Ok(());
+                }
+                let last = i16::try_from(size - 1)
+                    .map_err(|_| err(pc, format!("invalid bpf_context access off={} size=1", size - 1)))?;
+                self.ctx_access(pc, rn, p, last, 1, !read).map(|_| ())
+            }
             _ => Err(err(pc, format!("R{rn} type={} expected=fp, pkt, pkt_meta, map_value, mem", p.kind.name()))),
         }
     }
