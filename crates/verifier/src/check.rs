@@ -41,6 +41,8 @@ const MAX_CALL_FRAMES: usize = 8;
 
 struct Visited {
     state: State,
+    /// `state.shared_ids()`, computed once.
+    shared: Vec<u32>,
     /// Paths still being explored from this state.
     branches: u32,
     parent: Option<usize>,
@@ -250,13 +252,13 @@ impl<'a> Checker<'a> {
             for &i in list {
                 let v = &self.visited[i];
                 if v.branches == 0 {
-                    if v.state.contains(&w.state, Some(&self.live[pc])) {
+                    if v.state.contains(&w.state, Some(&self.live[pc]), &v.shared) {
                         return Ok(true);
                     }
                 } else if is_loop_call || in_callback || is_may_goto && v.state.may_goto_depth != w.state.may_goto_depth
                 {
                     // The runtime budget ends this loop: a covered state need not go round again.
-                    if v.state.contains(&w.state, None) {
+                    if v.state.contains(&w.state, None, &v.shared) {
                         return Ok(true);
                     }
                 } else if v.state == w.state {
@@ -271,7 +273,12 @@ impl<'a> Checker<'a> {
                 list.remove(pos);
             }
         }
-        self.visited.push(Visited { state: w.state.clone(), branches: 1, parent: w.parent });
+        self.visited.push(Visited {
+            shared: w.state.shared_ids(),
+            state: w.state.clone(),
+            branches: 1,
+            parent: w.parent,
+        });
         let id = self.visited.len() - 1;
         self.visited_at.entry(pc).or_default().push(id);
         w.parent = Some(id);

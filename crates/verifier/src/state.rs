@@ -276,12 +276,10 @@ impl State {
 
     /// Whether the old state `self` covers `new`: every register and stack slot, the same
     /// call chain and references.
-    pub fn contains(&self, new: &State, mask: Option<&RegMask>) -> bool {
-        if self.frames.len() != new.frames.len() || self.refs.len() != new.refs.len() {
-            return false;
-        }
-        let mut ids = IdMap::default();
+    /// Scalar ids this state holds in more than one place (its real links).
+    pub fn shared_ids(&self) -> Vec<u32> {
         let mut seen: Vec<u32> = Vec::new();
+        let mut shared = Vec::new();
         for fr in &self.frames {
             let spilled = fr.stack.iter().filter_map(|s| s.spilled.as_ref());
             for r in fr.regs.iter().chain(spilled) {
@@ -289,13 +287,22 @@ impl State {
                     && x.id != 0
                 {
                     if seen.contains(&x.id) {
-                        ids.shared.push(x.id);
+                        shared.push(x.id);
                     } else {
                         seen.push(x.id);
                     }
                 }
             }
         }
+        shared
+    }
+
+    /// Whether the old state `self` covers `new`; `shared` is `self.shared_ids()`.
+    pub fn contains(&self, new: &State, mask: Option<&RegMask>, shared: &[u32]) -> bool {
+        if self.frames.len() != new.frames.len() || self.refs.len() != new.refs.len() {
+            return false;
+        }
+        let mut ids = IdMap { shared: shared.to_vec(), ..IdMap::default() };
         let last = self.frames.len() - 1;
         for (i, (o, n)) in self.frames.iter().zip(&new.frames).enumerate() {
             if o.callsite != n.callsite || o.callback != n.callback {
