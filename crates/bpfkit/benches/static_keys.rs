@@ -59,5 +59,54 @@ fn set_latency(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, debug_paths, set_latency);
+/// The cost of each variant relative to `compiled_out`, measured in alternation so that the
+/// machine's drift cancels: rounds of `BATCH` runs of every program in turn, and the median over
+/// the rounds of each program's time divided by `compiled_out`'s in the same round.
+fn paired_ratios(_c: &mut Criterion) {
+    if bpfkit_jit::available().is_err() {
+        return;
+    }
+    const ROUNDS: usize = 400;
+    const BATCH: usize = 2000;
+    let obj = load();
+    let names = ["compiled_out", "key_off", "rodata_flag", "map_flag"];
+    let progs: Vec<_> = names.iter().map(|n| obj.program(n).unwrap()).collect();
+    let mut w = Worker::new(obj.runtime(), 0);
+    w.set_backend(Backend::Jit);
+    let mut ctx = [0u8; 8];
+    let mut ratios = vec![Vec::with_capacity(ROUNDS); names.len()];
+    let mut best = vec![f64::MAX; names.len()];
+    for round in 0..ROUNDS {
+        let mut t = [0f64; 4];
+        // Rotate the order every round so no program always runs first.
+        for k in 0..names.len() {
+            let i = (k + round) % names.len();
+            let start = std::time::Instant::now();
+            for _ in 0..BATCH {
+                black_box(progs[i].run_raw(&mut w, black_box(&mut ctx)).unwrap());
+            }
+            t[i] = start.elapsed().as_secs_f64() * 1e9 / BATCH as f64;
+        }
+        for i in 0..names.len() {
+            ratios[i].push(t[i] / t[0]);
+            best[i] = best[i].min(t[i]);
+        }
+    }
+    println!(
+        "static_keys/paired: median of {ROUNDS} rounds of {BATCH} runs each, time / compiled_out's in the same round"
+    );
+    for (i, name) in names.iter().enumerate() {
+        let r = &mut ratios[i];
+        r.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<14} {:+6.2}% (quartiles {:+.2}% .. {:+.2}%), best round {:.1} ns/run",
+            (r[ROUNDS / 2] - 1.0) * 100.0,
+            (r[ROUNDS / 4] - 1.0) * 100.0,
+            (r[3 * ROUNDS / 4] - 1.0) * 100.0,
+            best[i]
+        );
+    }
+}
+
+criterion_group!(benches, paired_ratios, debug_paths, set_latency);
 criterion_main!(benches);
