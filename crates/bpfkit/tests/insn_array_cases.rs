@@ -6,69 +6,23 @@ use bpfkit::{Backend, ProgLoad, Runtime, Trust, Worker};
 use bpfkit_maps::{MapSpec, MapType};
 use bpfkit_object::ProgType;
 
-struct Case {
-    name: String,
-    asm: String,
-    entries: Option<Vec<u32>>,
-    unfrozen: bool,
-    harden: bool,
-    array: bool,
-    expect: String,
-}
-
-fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/insn_array.cases")).unwrap();
-    let mut out: Vec<Case> = Vec::new();
-    let mut in_expect = false;
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("=== ") {
-            out.push(Case {
-                name: name.into(),
-                asm: String::new(),
-                entries: None,
-                unfrozen: false,
-                harden: false,
-                array: false,
-                expect: String::new(),
-            });
-            in_expect = false;
-            continue;
-        }
-        let Some(c) = out.last_mut() else { continue };
-        if line == "--- expect" {
-            in_expect = true;
-        } else if in_expect {
-            if !line.trim().is_empty() {
-                c.expect = line.trim().into();
-            }
-        } else if let Some(e) = line.strip_prefix("; entries: ") {
-            c.entries = Some(e.split(',').map(|v| v.trim().parse().unwrap()).collect());
-        } else if line == "; unfrozen" {
-            c.unfrozen = true;
-        } else if line == "; harden" {
-            c.harden = true;
-        } else if line == "; map: array" {
-            c.array = true;
-        } else {
-            c.asm.push_str(line);
-            c.asm.push('\n');
-        }
-    }
-    out
-}
+mod common;
 
 #[test]
 fn insn_array_cases() {
-    let all = cases();
+    let all = common::read("insn_array.cases");
     assert_eq!(all.len(), 10, "cases read");
     for c in &all {
+        let array = c.directive("map").is_some_and(|m| m == "array");
         let rt = Runtime::new();
-        rt.set_harden(c.harden);
-        let insns = bpfkit_isa::assemble(&c.asm).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        rt.set_harden(c.directive("harden").is_some());
+        let insns = bpfkit_isa::assemble(&c.input).unwrap_or_else(|e| panic!("{}: {e}", c.name));
         let lddw_tails: Vec<u32> = (1..insns.len()).filter(|&i| insns[i - 1].code == 0x18).map(|i| i as u32).collect();
-        let entries: Vec<u32> =
-            c.entries.clone().unwrap_or_else(|| (0..insns.len() as u32).filter(|i| !lddw_tails.contains(i)).collect());
-        let map = if c.array {
+        let entries: Vec<u32> = match c.directive("entries") {
+            Some(e) => e.split(',').map(|v| v.trim().parse().unwrap()).collect(),
+            None => (0..insns.len() as u32).filter(|i| !lddw_tails.contains(i)).collect(),
+        };
+        let map = if array {
             rt.map_create(MapSpec::new(MapType::Array, 4, 8, 1)).unwrap()
         } else {
             let m = rt.map_create(MapSpec::new(MapType::InsnArray, 4, 16, entries.len() as u32)).unwrap();
@@ -77,7 +31,7 @@ fn insn_array_cases() {
                 v[..4].copy_from_slice(&o.to_le_bytes());
                 rt.map_update_elem(m, &(i as u32).to_le_bytes(), &v, 0).unwrap();
             }
-            if !c.unfrozen {
+            if c.directive("unfrozen").is_none() {
                 rt.map_freeze(m).unwrap();
             }
             m
@@ -94,7 +48,7 @@ fn insn_array_cases() {
         let want =
             c.expect.strip_prefix("xlated").unwrap_or_else(|| panic!("{}: loaded, expected {}", c.name, c.expect));
         let prog = rt.prog_by_fd(fd).unwrap();
-        if !c.array {
+        if !array {
             let got: Vec<String> = prog.insn_arrays()[0]
                 .insn_array_entries()
                 .unwrap()
@@ -111,7 +65,7 @@ fn insn_array_cases() {
                     continue;
                 }
                 prog.jit(Trust::Verified).unwrap();
-                if !c.array {
+                if !array {
                     // jitted_off: the offset of the instruction in its own function's code.
                     let code = prog.jit_code().unwrap().compiled();
                     for [_, x, j] in prog.insn_arrays()[0].insn_array_entries().unwrap() {

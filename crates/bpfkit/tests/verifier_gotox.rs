@@ -5,64 +5,21 @@
 use bpfkit::{Backend, Runtime, Trust, Worker};
 use bpfkit_object::ProgType;
 
-struct Case {
-    name: String,
-    line: usize,
-    asm: String,
-    sets: Vec<(usize, String, i64)>,
-    pending: Option<String>,
-    expect: String,
-}
-
-fn cases() -> Vec<Case> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/verifier_gotox.cases");
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut out: Vec<Case> = Vec::new();
-    let mut in_expect = false;
-    for (i, line) in text.lines().enumerate() {
-        if let Some(name) = line.strip_prefix("=== ") {
-            out.push(Case {
-                name: name.trim().into(),
-                line: i + 1,
-                asm: String::new(),
-                sets: vec![],
-                pending: None,
-                expect: String::new(),
-            });
-            in_expect = false;
-            continue;
-        }
-        let Some(c) = out.last_mut() else { continue };
-        if line == "--- expect" {
-            in_expect = true;
-        } else if in_expect {
-            if !line.trim().is_empty() && !line.starts_with('#') {
-                assert!(c.expect.is_empty(), "line {}: one expectation per case", i + 1);
-                c.expect = line.trim().into();
-            }
-        } else if let Some(rest) = line.strip_prefix("; set ") {
-            let w: Vec<&str> = rest.split_whitespace().collect();
-            c.sets.push((w[0].parse().unwrap(), w[1].into(), w[2].parse().unwrap()));
-        } else if let Some(reason) = line.strip_prefix("; pending: ") {
-            c.pending = Some(reason.into());
-        } else {
-            c.asm.push_str(line);
-            c.asm.push('\n');
-        }
-    }
-    out
-}
+mod common;
+use common::Case;
 
 /// Loads the case and runs it in each backend: `retval N`, or `error: ...`.
 fn outcome(c: &Case) -> Vec<String> {
     let rt = Runtime::new();
-    let mut asm = bpfkit_isa::asm::assemble_with_tables(&c.asm).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-    for (slot, field, value) in &c.sets {
-        let s = &mut asm.insns[*slot];
-        match field.as_str() {
-            "src" => *s = bpfkit_isa::RawInsn::new(s.code, s.dst(), *value as u8, s.off, s.imm),
-            "off" => s.off = *value as i16,
-            "imm" => s.imm = *value as i32,
+    let mut asm = bpfkit_isa::asm::assemble_with_tables(&c.input).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    for set in c.directives_named("set") {
+        let w: Vec<&str> = set.split_whitespace().collect();
+        let (slot, field, value): (usize, &str, i64) = (w[0].parse().unwrap(), w[1], w[2].parse().unwrap());
+        let s = &mut asm.insns[slot];
+        match field {
+            "src" => *s = bpfkit_isa::RawInsn::new(s.code, s.dst(), value as u8, s.off, s.imm),
+            "off" => s.off = value as i16,
+            "imm" => s.imm = value as i32,
             f => panic!("{}: unknown field {f}", c.name),
         }
     }
@@ -90,7 +47,7 @@ fn outcome(c: &Case) -> Vec<String> {
     let mut backends = vec![Backend::Interp];
     // The JIT runs only programs someone vouches for: not those bpfkit should have refused
     // (a `gotox` through a bad value would jump anywhere in native code).
-    if bpfkit_jit::available().is_ok() && c.pending.is_none() {
+    if bpfkit_jit::available().is_ok() && c.directive("pending").is_none() {
         prog.jit(Trust::CallerVouches).unwrap();
         backends.push(Backend::Jit);
     }
@@ -109,7 +66,7 @@ fn outcome(c: &Case) -> Vec<String> {
 
 #[test]
 fn verifier_gotox_cases() {
-    let all = cases();
+    let all = common::read("verifier_gotox.cases");
     assert_eq!(all.len(), 26, "cases read");
     let mut pending = 0;
     for c in &all {
@@ -118,7 +75,7 @@ fn verifier_gotox_cases() {
             Some(msg) => g.starts_with("error: ") && g.contains(msg),
             None => *g == c.expect,
         };
-        match &c.pending {
+        match c.directive("pending") {
             None => {
                 for g in &got {
                     assert!(meets(g), "{} (line {}): expected `{}`, got `{g}`", c.name, c.line, c.expect);

@@ -452,7 +452,7 @@ impl Prog {
                 let rnd = rng.next_u32() as i32;
                 [alu(width, AluOp::Mov, ax, Operand::Imm(rnd ^ imm)), alu(width, AluOp::Xor, ax, Operand::Imm(rnd))]
             };
-            let repl: Option<Vec<(Insn, Option<Id>)>> = if names_ax(&item.insn) {
+            let repl: Option<Vec<(Insn, Option<Id>)>> = if item.insn.names_reg(Reg::AX) {
                 None
             } else {
                 match item.insn {
@@ -587,22 +587,6 @@ fn with_offset(insn: Insn, rel: i64) -> Result<Insn, (Field, u8)> {
         }
         other => other,
     })
-}
-
-/// Whether an instruction names AX in a register field (the kernel leaves those alone).
-fn names_ax(i: &Insn) -> bool {
-    let ax = Reg::AX;
-    let op = |o: Operand| o == Operand::Reg(ax);
-    match *i {
-        Insn::Alu { dst, src, .. } | Insn::JmpCond { dst, src, .. } | Insn::Store { dst, src, .. } => {
-            dst == ax || op(src)
-        }
-        Insn::Neg { dst, .. } | Insn::Endian { dst, .. } | Insn::LdImm64 { dst, .. } => dst == ax,
-        Insn::LdInd { src, .. } => src == ax,
-        Insn::Load { dst, src, .. } | Insn::Atomic { dst, src, .. } => dst == ax || src == ax,
-        Insn::CallX { reg } | Insn::GotoX { reg } => reg == ax,
-        _ => false,
-    }
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): the blinding values, deterministic per seed.

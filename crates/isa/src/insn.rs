@@ -574,6 +574,21 @@ impl Insn {
         v
     }
 
+    /// Whether a register field of the instruction names `r` (read or written).
+    pub fn names_reg(&self, r: Reg) -> bool {
+        let op = |o: Operand| o == Operand::Reg(r);
+        match *self {
+            Insn::Alu { dst, src, .. } | Insn::JmpCond { dst, src, .. } | Insn::Store { dst, src, .. } => {
+                dst == r || op(src)
+            }
+            Insn::Neg { dst, .. } | Insn::Endian { dst, .. } | Insn::LdImm64 { dst, .. } => dst == r,
+            Insn::LdInd { src, .. } => src == r,
+            Insn::Load { dst, src, .. } | Insn::Atomic { dst, src, .. } => dst == r || src == r,
+            Insn::CallX { reg } | Insn::GotoX { reg } => reg == r,
+            _ => false,
+        }
+    }
+
     /// For instructions that may transfer control within the program, the relative offset of
     /// the target (`pc + off + 1`): jumps, static branches, `may_goto` and local calls.
     pub fn branch_offset(&self) -> Option<i64> {

@@ -194,7 +194,7 @@ pub fn compile(program: &Program, opts: &JitOptions) -> Result<Compiled, Compile
     // Strict, or admitting AX for a program loaded with `Program::load_xlated`.
     let insns = program.decode().map_err(|e| CompileError::Malformed { pc: 0, reason: e.to_string() })?;
     let len = slots.len();
-    let ax_at = insns.iter().find(|l| names_ax(&l.insn)).map(|l| l.pc);
+    let ax_at = insns.iter().find(|l| l.insn.names_reg(Reg::AX)).map(|l| l.pc);
     let ctx_map = match &opts.ctx {
         Some(layout) => ctx::analyze(program, &insns, layout)?,
         None => HashMap::new(),
@@ -383,7 +383,7 @@ fn functions(insns: &[Located], len: usize) -> Result<Vec<Func>, CompileError> {
                     depth = depth.max(-i32::from(off))
                 }
                 _ => {
-                    if reads_r10_as_value(&l.insn) {
+                    if l.insn.names_reg(Reg::R10) {
                         escapes = true;
                     }
                 }
@@ -419,37 +419,6 @@ fn writes(i: &Insn) -> Vec<Reg> {
             AtomicOp::Xchg => vec![src],
         },
         _ => vec![],
-    }
-}
-
-/// Whether an instruction names the hidden register AX in any register field.
-fn names_ax(i: &Insn) -> bool {
-    let ax = Reg::AX;
-    let op = |o: Operand| o == Operand::Reg(ax);
-    match *i {
-        Insn::Alu { dst, src, .. } | Insn::JmpCond { dst, src, .. } | Insn::Store { dst, src, .. } => {
-            dst == ax || op(src)
-        }
-        Insn::Neg { dst, .. } | Insn::Endian { dst, .. } | Insn::LdImm64 { dst, .. } => dst == ax,
-        Insn::LdInd { src, .. } => src == ax,
-        Insn::Load { dst, src, .. } | Insn::Atomic { dst, src, .. } => dst == ax || src == ax,
-        Insn::CallX { reg } | Insn::GotoX { reg } => reg == ax,
-        _ => false,
-    }
-}
-
-fn reads_r10_as_value(i: &Insn) -> bool {
-    let r = Operand::Reg(Reg::R10);
-    match *i {
-        Insn::Alu { src, dst, .. } => src == r || dst == Reg::R10,
-        Insn::JmpCond { dst, src, .. } => dst == Reg::R10 || src == r,
-        Insn::Load { src, .. } => src == Reg::R10,
-        Insn::Store { dst, src, .. } => dst == Reg::R10 || src == r,
-        Insn::Atomic { dst, src, .. } => dst == Reg::R10 || src == Reg::R10,
-        Insn::CallX { reg } | Insn::GotoX { reg } => reg == Reg::R10,
-        Insn::LdInd { src, .. } => src == Reg::R10,
-        Insn::Endian { dst, .. } | Insn::Neg { dst, .. } => dst == Reg::R10,
-        _ => false,
     }
 }
 

@@ -175,7 +175,7 @@ fn pointer_minus_i64_min() {
 /// `SOUNDNESS_DUMP=text cargo test ... dump -- --ignored --nocapture`: the first programs
 /// rejected with a message containing `text`.
 #[test]
-#[ignore]
+#[ignore = "a debugging aid, not a check: prints rejected programs (SOUNDNESS_DUMP=text ... -- --ignored --nocapture)"]
 fn dump() {
     let want = std::env::var("SOUNDNESS_DUMP").unwrap_or_default();
     let mut shown = 0;
@@ -202,10 +202,12 @@ fn dump() {
     }
 }
 
+/// `PROBE=file.s|fuzz-input cargo test ... probe -- --ignored --nocapture`: one case through the
+/// oracle, with its verdict and log (for minimising fuzz findings).
 #[test]
-#[ignore]
+#[ignore = "a debugging aid, not a check: runs the case named by PROBE (PROBE=file ... -- --ignored)"]
 fn probe() {
-    let path = std::env::var("PROBE").unwrap();
+    let path = std::env::var("PROBE").expect("set PROBE to an assembly file (.s) or a fuzz input");
     let case = if path.ends_with(".s") {
         let text = std::fs::read_to_string(&path).unwrap();
         let t = if text.contains("; syscall") { Syscall } else { Xdp };

@@ -67,6 +67,8 @@ pub(crate) struct Checker<'a> {
     pub processed: u64,
     pub total_states: u64,
     pub peak_states: usize,
+    /// States remembered now (for `peak_states`).
+    live_states: usize,
     pub log: String,
     next_id: u32,
     pub max_ctx_offset: u32,
@@ -155,6 +157,7 @@ impl<'a> Checker<'a> {
             processed: 0,
             total_states: 0,
             peak_states: 0,
+            live_states: 0,
             log: String::new(),
             next_id: 1,
             max_ctx_offset: 0,
@@ -271,6 +274,7 @@ impl<'a> Checker<'a> {
             // Bound the memory: forget the oldest complete state.
             if let Some(pos) = list.iter().position(|&i| self.visited[i].branches == 0) {
                 list.remove(pos);
+                self.live_states -= 1;
             }
         }
         self.visited.push(Visited {
@@ -283,8 +287,8 @@ impl<'a> Checker<'a> {
         self.visited_at.entry(pc).or_default().push(id);
         w.parent = Some(id);
         self.total_states += 1;
-        let live = self.visited_at.values().map(Vec::len).sum::<usize>();
-        self.peak_states = self.peak_states.max(live);
+        self.live_states += 1;
+        self.peak_states = self.peak_states.max(self.live_states);
         Ok(false)
     }
 
